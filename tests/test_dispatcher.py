@@ -721,3 +721,60 @@ def test_many_different_argument_sets_all_work() -> None:
         [(_, kwargs)] = signal.send(None, **named)
         assert kwargs == {"signal": signal, "sender": None, **named}
     assert len(_loops._compiled) == _loops._MAX_COMPILED  # the rest ran the generic loops
+
+
+# -- muted() and connected_to() --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["send", "send_robust", "asend", "asend_robust"])
+def test_a_muted_signal_calls_nobody(method: str) -> None:
+    signal = Signal()
+    calls: list[Any] = []
+    signal.connect(make_recorder(calls, "a"), weak=False)
+
+    def send() -> Any:
+        result = getattr(signal, method)(None)
+        return asyncio.run(result) if method.startswith("a") else result
+
+    with signal.muted():
+        assert send() == []
+    assert calls == []
+    assert len(send()) == 1
+
+
+def test_muted_blocks_nest_and_restore_on_errors() -> None:
+    signal = Signal()
+    signal.connect(r_a)
+    with pytest.raises(KeyError), signal.muted():
+        with signal.muted():
+            pass
+        assert signal.send(None) == []
+        raise KeyError
+    assert signal.send(None) == [(r_a, "a")]
+
+
+def test_connections_made_while_muted_stay_in_order() -> None:
+    signal = Signal()
+    signal.connect(r_a)
+    with signal.muted():
+        signal.connect(r_b)
+        signal.disconnect(r_a)
+        signal.connect(r_a)
+    assert [r for r, _ in signal.send(None)] == [r_b, r_a]
+
+
+def test_connected_to_connects_for_the_block_only() -> None:
+    signal = Signal()
+    calls: list[Any] = []
+    with signal.connected_to(make_recorder(calls, "temp"), sender="x") as temp:
+        assert signal.receivers_for("x") == [temp]
+        signal.send("x")
+    assert signal.connections() == []
+    assert [name for name, _ in calls] == ["temp"]
+
+
+def test_connected_to_disconnects_even_on_base_exceptions() -> None:
+    signal = Signal()
+    with pytest.raises(KeyboardInterrupt), signal.connected_to(lambda **kw: None):
+        raise KeyboardInterrupt
+    assert signal.connections() == []

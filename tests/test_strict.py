@@ -262,3 +262,10 @@ def test_tocsin_strict_environment_variable_is_read_at_import(
         check=True,
     )
     assert result.stdout.strip() == expected
+
+
+def test_strict_choice_tells_the_own_setting_from_the_global_one() -> None:
+    follower, chooser = Signal(arguments=["x"]), Signal(arguments=["x"], strict=False)
+    assert (follower.strict_choice, chooser.strict_choice) == (None, False)
+    chooser.strict = None
+    assert chooser.strict_choice is None

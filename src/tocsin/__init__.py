@@ -4,13 +4,13 @@ The public names live here; everything else in the package is an implementation 
 """
 
 from tocsin._asyncio import set_async_to_sync, set_sync_to_async
+from tocsin._registry import set_strict
 from tocsin.dispatcher import (
     Argument,
     Connection,
     ReceiverCollectedWarning,
     Signal,
     receiver,
-    set_strict,
 )
 
 __version__ = "0.1.0"

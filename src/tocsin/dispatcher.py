@@ -10,17 +10,16 @@ only swaps the plan for ``_STALE``; the next send builds a fresh one.
 from __future__ import annotations
 
 import difflib
-import os
 import threading
 import warnings
-import weakref
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from types import CodeType, FunctionType, MethodType
 from typing import Any, TypeVar
 
-from tocsin import _asyncio
+from tocsin import _asyncio, _registry
 from tocsin._loops import compiled_loops, loops_for, refuse_reserved
 from tocsin._references import (
     AnyConnection,
@@ -68,30 +67,6 @@ class Connection:
     dispatch_uid: Hashable | None
     weak: bool
     is_async: bool
-
-
-# Strict mode for every signal that does not choose for itself; see set_strict().
-_strict_everywhere = os.environ.get("TOCSIN_STRICT", "").strip().lower() in {
-    "1",
-    "true",
-    "yes",
-    "on",
-}
-_all_signals: weakref.WeakSet[Signal] = weakref.WeakSet()
-
-
-def set_strict(enabled: bool) -> bool:
-    """Check the arguments of every send of every signal that declares its arguments.
-
-    Signals created with an explicit ``strict=`` keep their own setting. The environment
-    variable ``TOCSIN_STRICT=1`` turns this on at import. Returns the previous setting, so
-    a caller can put it back.
-    """
-    global _strict_everywhere
-    previous, _strict_everywhere = _strict_everywhere, bool(enabled)
-    for signal in list(_all_signals):
-        signal._replan()
-    return previous
 
 
 class _Route:
@@ -204,6 +179,55 @@ class _CheckedPlan(_Plan):
     ) -> list[tuple[Receiver, Any]]:
         signal.check_arguments(named, "asend_robust" if robust else "asend")
         return await super().asend(signal, sender, named, robust)
+
+
+class _ObservedPlan(_CheckedPlan):
+    """A plan for a signal that is watched or muted: checks (when strict), tells the
+    observers, then calls the receivers unless muted."""
+
+    __slots__ = ("muted", "observers", "strict")
+
+    def __init__(
+        self,
+        connections: tuple[AnyConnection, ...],
+        strict: bool,
+        observers: tuple[_registry.Observer, ...],
+        muted: bool,
+    ) -> None:
+        super().__init__(connections)
+        self.strict = strict
+        self.observers = observers
+        self.muted = muted
+
+    def _observe(self, signal: Signal, sender: object, named: dict[str, Any], method: str) -> bool:
+        """Check and tell the observers; return whether the receivers should run."""
+        if self.strict:
+            signal.check_arguments(named, method)
+        refuse_reserved(signal, named)
+        for observer in self.observers:
+            observer(signal, sender, named, method)
+        return not self.muted
+
+    def send(
+        self, signal: Signal, sender: object, named: dict[str, Any]
+    ) -> list[tuple[Receiver, Any]]:
+        if not self._observe(signal, sender, named, "send"):
+            return []
+        return _Plan.send(self, signal, sender, named)
+
+    def send_robust(
+        self, signal: Signal, sender: object, named: dict[str, Any]
+    ) -> list[tuple[Receiver, Any]]:
+        if not self._observe(signal, sender, named, "send_robust"):
+            return []
+        return _Plan.send_robust(self, signal, sender, named)
+
+    async def asend(
+        self, signal: Signal, sender: object, named: dict[str, Any], robust: bool
+    ) -> list[tuple[Receiver, Any]]:
+        if not self._observe(signal, sender, named, "asend_robust" if robust else "asend"):
+            return []
+        return await _Plan.asend(self, signal, sender, named, robust)
 
 
 class _StalePlan:
@@ -325,7 +349,8 @@ class Signal:
         # Bound once: a weakref callback per connection would cost a bound method each.
         self._receiver_collected = self._on_receiver_collected
         self._sender_collected = self._on_sender_collected
-        _all_signals.add(self)
+        self._muted = 0  # how many muted() blocks are open; see muted()
+        _registry.enrol(self, Signal._replan)
         self._replan()
 
     def __repr__(self) -> str:
@@ -348,13 +373,19 @@ class Signal:
     @property
     def strict(self) -> bool:
         """Whether sends check their arguments now: the signal's own choice, else the global one."""
-        chosen = _strict_everywhere if self._strict is None else self._strict
+        chosen = _registry.strict_default if self._strict is None else self._strict
         return chosen and self._specs is not None
 
     @strict.setter
     def strict(self, value: bool | None) -> None:
         self._strict = value
         self._replan()
+
+    @property
+    def strict_choice(self) -> bool | None:
+        """The signal's own strict setting: True or False, or None when it follows
+        ``set_strict()``. Assigning it back to ``strict`` restores exactly this choice."""
+        return self._strict
 
     def check_arguments(self, named: Mapping[str, Any], method: str = "send") -> None:
         """Raise TypeError if ``named`` does not fit the declared arguments.
@@ -514,6 +545,44 @@ class Signal:
             return []
         return await plan.asend(self, sender, named, True)
 
+    # -- for tests ----------------------------------------------------------------------------
+
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        """Within the block this signal calls nobody: every send method returns ``[]``.
+
+        It holds in every thread, and blocks nest. Receivers stay connected throughout (so
+        nothing connected or disconnected inside the block is lost or reordered); sends are
+        still checked in strict mode and still reach observers such as
+        ``tocsin.testing.capture``.
+        """
+        self._set_muted(+1)
+        try:
+            yield
+        finally:
+            self._set_muted(-1)
+
+    def _set_muted(self, change: int) -> None:
+        self._acquire()
+        try:
+            self._muted += change
+            self._invalidate()
+        finally:
+            self._release()
+
+    @contextmanager
+    def connected_to(self, receiver: R, sender: object = None) -> Iterator[R]:
+        """Connect ``receiver`` strongly for the block, and always disconnect it on exit.
+
+        The block gets the receiver (``with signal.connected_to(handler) as handler:``). It is
+        disconnected however the block ends, ``KeyboardInterrupt`` included.
+        """
+        self.connect(receiver, sender=sender, weak=False)
+        try:
+            yield receiver
+        finally:
+            self.disconnect(receiver, sender=sender)
+
     # -- introspection ----------------------------------------------------------------------
 
     def has_listeners(self, sender: object = None) -> bool:
@@ -548,10 +617,14 @@ class Signal:
         """Called with the lock held after any change of ``_connections``."""
         self._view = None
         # With nobody left and nothing to check, go straight back to the fast path.
-        self._plan = _STALE if self._connections or self.strict else None
+        special = self.strict or self._muted or _registry.observers_of(self)
+        self._plan = _STALE if self._connections or special else None
 
     def _build(self) -> _Plan | None:
         connections = tuple(self._connections.values())
+        observers = _registry.observers_of(self)
+        if observers or self._muted:
+            return _ObservedPlan(connections, self.strict, observers, bool(self._muted))
         if self.strict:
             return _CheckedPlan(connections)
         return _Plan(connections) if connections else None

@@ -1,0 +1,193 @@
+"""Every live signal, and the settings that reach across signals: the strict default and the
+observers that see sends.
+
+A signal keeps an immutable plan of what a send must do, so anything that changes what a
+send does (turning strict mode on everywhere, watching every signal's sends) has to replan
+the signals it touches. This module is where such settings live. Each signal enrols here
+when it is created and hands in the function that replans it; a change calls that function
+for every signal concerned. The registry holds signals weakly: enrolling keeps nothing alive.
+
+Lock order: this module's lock may be held while a signal's own lock is taken (a replan),
+never the other way round. No user code runs under it: replanning runs none.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from tocsin.dispatcher import Signal
+
+Observer = Callable[["Signal", object, Mapping[str, Any], str], None]
+"""``observer(signal, sender, named, method)``, called for each send it watches.
+
+``method`` is "send", "send_robust", "asend" or "asend_robust". ``named`` is the send's
+keyword arguments; an observer must not change it. Observers run in the sending thread,
+after the arguments were checked (strict mode) and before any receiver, even when the signal
+is muted or nobody listens. An exception from an observer propagates from the send, and no
+receiver runs.
+"""
+
+_lock = threading.Lock()
+
+# id(signal) -> (a weak reference to it, the function that replans it). Entries go when the
+# signal does.
+_enrolled: dict[int, tuple[weakref.ref[Signal], Callable[[Signal], None]]] = {}
+
+# Observers of every signal, then of particular signals (by id), each in registration order.
+_everywhere: tuple[Observer, ...] = ()
+_particular: dict[int, tuple[Observer, ...]] = {}
+
+# Strict mode for every signal that does not choose for itself; see set_strict().
+strict_default = os.environ.get("TOCSIN_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def enrol(signal: Signal, replan: Callable[[Signal], None]) -> None:
+    """Make ``signal`` known, with the function that rebuilds its plan (``replan(signal)``)."""
+    key = id(signal)
+    # The callback runs wherever the collector does, possibly while this very thread holds
+    # _lock: it must not wait for it. It leaves a note that the next holder acts on.
+    reference = weakref.ref(signal, lambda ref: _departed.append((key, ref)))
+    with _lock:
+        _prune()
+        _enrolled[key] = (reference, replan)
+
+
+# (id, reference) of signals that died; pruned by whoever next holds _lock.
+_departed: list[tuple[int, object]] = []
+
+
+def _prune() -> None:
+    """Forget the signals that died; called with _lock held."""
+    while _departed:
+        key, reference = _departed.pop()
+        # The id may belong to a newer signal by now: drop only the dead one's entries.
+        if key in _enrolled and _enrolled[key][0] is reference:
+            del _enrolled[key]
+            _particular.pop(key, None)
+
+
+def live_signals() -> list[Signal]:
+    """Every signal alive now, in the order they were created."""
+    with _lock:
+        _prune()
+        references = list(_enrolled.values())
+    signals = []
+    for reference, _ in references:
+        signal = reference()
+        if signal is not None:
+            signals.append(signal)
+    return signals
+
+
+def _replan(keys: list[int] | None) -> None:
+    """Replan the enrolled signals with these ids (all when None); called with _lock held."""
+    _prune()
+    chosen = _enrolled.values() if keys is None else [_enrolled[k] for k in keys if k in _enrolled]
+    for reference, replan in list(chosen):
+        signal = reference()
+        if signal is not None:
+            replan(signal)
+
+
+def set_strict(enabled: bool) -> bool:
+    """Check the arguments of every send of every signal that declares its arguments.
+
+    Signals created with an explicit ``strict=`` keep their own setting. The environment
+    variable ``TOCSIN_STRICT=1`` turns this on at import. Returns the previous setting, so
+    a caller can put it back.
+    """
+    global strict_default
+    enabled = bool(enabled)
+    with _lock:
+        previous = strict_default
+        strict_default = enabled
+        try:
+            _replan(None)
+        except BaseException:
+            # Leave no signal checking by a setting that did not take.
+            strict_default = previous
+            _replan(None)
+            raise
+    return previous
+
+
+def observers_of(signal: Signal) -> tuple[Observer, ...]:
+    """The observers that watch ``signal``'s sends, in the order they are called."""
+    return _everywhere + _particular.get(id(signal), ())
+
+
+class Observation:
+    """One observer watching one signal (or all): ``close()`` it, or use it as a context
+    manager, to stop watching. Closing twice does nothing."""
+
+    def __init__(self, observer: Observer, signal: Signal | None) -> None:
+        self.observer = observer
+        self.signal = signal
+        self._open = False
+
+    def _start(self) -> None:
+        global _everywhere
+        with _lock:
+            if self.signal is None:
+                _everywhere = (*_everywhere, self.observer)
+                _replan(None)
+            else:
+                key = id(self.signal)
+                _particular[key] = (*_particular.get(key, ()), self.observer)
+                _replan([key])
+            self._open = True
+
+    def close(self) -> None:
+        """Stop watching; sends from now on no longer reach the observer."""
+        global _everywhere
+        with _lock:
+            if not self._open:
+                return
+            self._open = False
+            if self.signal is None:
+                _everywhere = _without(_everywhere, self.observer)
+                _replan(None)
+            else:
+                key = id(self.signal)
+                remaining = _without(_particular.get(key, ()), self.observer)
+                if remaining:
+                    _particular[key] = remaining
+                else:
+                    _particular.pop(key, None)
+                _replan([key])
+
+    def __enter__(self) -> Observation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _without(observers: tuple[Observer, ...], observer: Observer) -> tuple[Observer, ...]:
+    """``observers`` less one registration of ``observer`` (the last one, by identity)."""
+    for index in range(len(observers) - 1, -1, -1):
+        if observers[index] is observer:
+            return observers[:index] + observers[index + 1 :]
+    return observers
+
+
+def observe(observer: Observer, signal: Signal | None = None) -> Observation:
+    """Call ``observer`` for every send of ``signal`` (of every signal, present and future,
+    when None) until the returned ``Observation`` is closed. See ``Observer``."""
+    if not callable(observer):
+        raise TypeError(f"observe() takes a callable observer; got {observer!r}")
+    observation = Observation(observer, signal)
+    observation._start()
+    return observation
