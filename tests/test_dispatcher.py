@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import tocsin
-from tocsin import Connection, Signal, _loops, receiver
+from tocsin import Connection, Signal, _sendcode, receiver
 
 
 def make_recorder(log: list[Any], name: str) -> Any:
@@ -657,7 +657,7 @@ def test_connections_are_listed_in_call_order_sync_before_async() -> None:
     assert signal.receivers_for("x") == [r_a, r_b, first_but_async]
 
 
-# -- the compiled send loops (tocsin/_loops.py) ------------------------------------------------
+# -- the compiled send functions (tocsin/_sendcode.py) ------------------------------------------
 
 
 def kwargs_echo(**kwargs: Any) -> dict[str, Any]:
@@ -704,23 +704,47 @@ def test_send_robust_catches_exceptions_when_an_argument_is_named_exception() ->
 
 
 @pytest.fixture
-def loop_cache_restored() -> Iterator[None]:
-    """Leave the compiled-loop cache as found, so later tests still get compiled loops."""
-    saved = dict(_loops._compiled)
+def factory_cache_restored() -> Iterator[None]:
+    """Leave the compiled-send cache as found, so later tests still get compiled sends."""
+    saved = dict(_sendcode._factories)
     yield
-    _loops._compiled.clear()
-    _loops._compiled.update(saved)
+    _sendcode._factories.clear()
+    _sendcode._factories.update(saved)
 
 
-@pytest.mark.usefixtures("loop_cache_restored")
+@pytest.mark.usefixtures("factory_cache_restored")
 def test_many_different_argument_sets_all_work() -> None:
-    signal = Signal()
-    signal.connect(kwargs_echo)
-    for i in range(600):  # past the number of loops that are compiled and kept
+    receivers = []
+    for i in range(600):  # past the number of compiled sends that are kept
+        signal = Signal()
+        signal.connect(kwargs_echo)
         named = {f"arg_{i}": i, f"other_{i % 7}": -i}
         [(_, kwargs)] = signal.send(None, **named)
         assert kwargs == {"signal": signal, "sender": None, **named}
-    assert len(_loops._compiled) == _loops._MAX_COMPILED  # the rest ran the generic loops
+        receivers.append(signal)
+    assert len(_sendcode._factories) == _sendcode._MAX_COMPILED  # the rest: no names compiled
+
+
+def test_a_signal_sent_with_other_names_than_its_first_send_still_works() -> None:
+    signal = Signal()
+    signal.connect(kwargs_echo)
+    signal.send(None, instance=1, created=True)  # compiles send for (instance, created)
+    for named in [{}, {"instance": 1}, {"x": 1, "instance": 2}, {"created": 0, "y": 1}]:
+        [(_, kwargs)] = signal.send(None, **named)
+        assert kwargs == {"signal": signal, "sender": None, **named}
+
+
+def test_receivers_get_the_keywords_in_the_order_of_the_first_send() -> None:
+    """The compiled send spells its names out in the order of the signal's first send; a
+    later send naming the same arguments in another order reaches receivers in that first
+    order (a dict compares equal either way). Names outside that set come after, as passed."""
+    signal = Signal()
+    signal.connect(kwargs_echo)
+    signal.send(None, instance=1, created=True)
+    [(_, kwargs)] = signal.send(None, created=False, instance=2)
+    assert list(kwargs) == ["signal", "sender", "instance", "created"]
+    [(_, kwargs)] = signal.send(None, extra=3, created=False, instance=2)
+    assert list(kwargs) == ["signal", "sender", "instance", "created", "extra"]
 
 
 # -- muted() and connected_to() --------------------------------------------------------------

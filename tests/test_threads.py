@@ -109,7 +109,9 @@ def test_sends_during_churn_call_each_receiver_at_most_once() -> None:
     assert signal.send(None) == [(stable, "stable")]
 
 
-def test_receivers_collected_in_other_threads_are_cleaned_up() -> None:
+def test_receivers_collected_in_other_threads_are_cleaned_up(
+    assert_no_bookkeeping: Callable[[Signal], None],
+) -> None:
     signal = Signal()
 
     def work(index: int) -> None:
@@ -124,10 +126,12 @@ def test_receivers_collected_in_other_threads_are_cleaned_up() -> None:
     run_in_threads(work)
     gc.collect()
     assert signal.connections() == []
-    assert signal._connections == {}
+    assert_no_bookkeeping(signal)
 
 
-def test_callback_while_this_thread_holds_the_lock_does_not_deadlock() -> None:
+def test_callback_while_this_thread_holds_the_lock_does_not_deadlock(
+    assert_no_bookkeeping: Callable[[Signal], None],
+) -> None:
     signal = Signal()
     handler = Handler("dies")
     signal.connect(handler)
@@ -136,23 +140,25 @@ def test_callback_while_this_thread_holds_the_lock_does_not_deadlock() -> None:
 
     def hold_lock_and_collect() -> None:
         nonlocal handler
-        signal._acquire()
+        signal._ledger.lock.acquire()
         try:
             del handler  # the weakref callback fires right here, with the lock held
             gc.collect()
         finally:
-            signal._release()
+            signal._ledger.lock.release()
         done.set()
 
     worker = threading.Thread(target=hold_lock_and_collect)
     worker.start()
     worker.join(timeout=10)
     assert done.is_set(), "deadlock in the weak-reference callback"
-    assert signal._connections == {}
-    assert signal.connections() == []
+    assert signal.connections() == []  # finishes the cleanup the callback left behind
+    assert_no_bookkeeping(signal)
 
 
-def test_callback_while_another_thread_holds_the_lock_does_not_wait() -> None:
+def test_callback_while_another_thread_holds_the_lock_does_not_wait(
+    assert_no_bookkeeping: Callable[[Signal], None],
+) -> None:
     signal = Signal()
     handler = Handler("dies")
     signal.connect(handler)
@@ -160,12 +166,12 @@ def test_callback_while_another_thread_holds_the_lock_does_not_wait() -> None:
     locked, collected = threading.Event(), threading.Event()
 
     def holder() -> None:
-        signal._acquire()
+        signal._ledger.lock.acquire()
         try:
             locked.set()
             assert collected.wait(timeout=10)
         finally:
-            signal._release()  # finishes the cleanup the callback left behind
+            signal._ledger.lock.release()
 
     thread = threading.Thread(target=holder)
     thread.start()
@@ -174,34 +180,41 @@ def test_callback_while_another_thread_holds_the_lock_does_not_wait() -> None:
     collected.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert signal._connections == {}
+    assert signal.send(None) == []  # the next call finishes the cleanup the callback left
+    assert_no_bookkeeping(signal)
 
 
-def test_deferred_sender_cleanup_never_confuses_a_reused_address() -> None:
+def test_deferred_sender_cleanup_never_confuses_a_reused_address(
+    with_reused_address: Callable[[Callable[..., bool]], None],
+) -> None:
     """While the lock is held, a dead sender's route is still in the plan: the id alone must
     not match a new object that took the dead sender's memory."""
 
     class Model:
         pass
 
-    signal = Signal()
-    handler = Handler("for the old sender")
-    sender = Model()
-    signal.connect(handler, sender=sender)
-    signal.send(sender)
-    address = id(sender)
-    signal._lock.acquire()  # as if another thread were connecting right now
-    try:
-        del sender
-        gc.collect()
-        newcomers = [Model() for _ in range(10_000)]
-        reused = [obj for obj in newcomers if id(obj) == address]
-        assert reused, "CPython did not reuse the address; the test could not run"
-        assert signal._dead, "the cleanup should be waiting for the lock"
-        assert signal.send(reused[0]) == []
-        assert signal.has_listeners(reused[0]) is False
-    finally:
-        signal._lock.release()
-    signal.connect(Handler("next"), weak=False)  # any locked operation finishes the cleanup
-    assert not signal._dead
-    assert [c.sender for c in signal.connections()] == [None]
+    def scenario(reuse: Callable[..., Any]) -> bool:
+        signal = Signal()
+        handler = Handler("for the old sender")
+        sender = Model()
+        signal.connect(handler, sender=sender)
+        signal.send(sender)
+        address = id(sender)
+        signal._ledger.lock.acquire()  # as if another thread were connecting right now
+        try:
+            del sender
+            reused = reuse(address, Model)
+            if reused is None:
+                return False
+            assert signal._ledger.dead, "the cleanup should be waiting for the lock"
+            assert signal.send(reused) == []
+            assert signal.has_listeners(reused) is False
+        finally:
+            signal._ledger.lock.release()
+        signal.connect(Handler("next"), weak=False)  # any locked operation finishes the cleanup
+        assert not signal._ledger.dead
+        assert [c.sender for c in signal.connections()] == [None]
+        signal._ledger.check()
+        return True
+
+    with_reused_address(scenario)

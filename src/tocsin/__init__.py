@@ -4,14 +4,10 @@ The public names live here; everything else in the package is an implementation 
 """
 
 from tocsin._asyncio import set_async_to_sync, set_sync_to_async
+from tocsin._ledger import ReceiverCollectedWarning
 from tocsin._registry import set_strict
-from tocsin.dispatcher import (
-    Argument,
-    Connection,
-    ReceiverCollectedWarning,
-    Signal,
-    receiver,
-)
+from tocsin.arguments import Argument
+from tocsin.dispatcher import Connection, Signal, receiver
 
 __version__ = "0.1.0"
 

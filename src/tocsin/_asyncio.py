@@ -21,16 +21,13 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
-
-from tocsin._loops import log_robust_failure, loops_for
 
 if TYPE_CHECKING:
     from tocsin.dispatcher import Signal
 
-Getter = Callable[[], Callable[..., Any] | None]
 Responses = list[tuple[Callable[..., Any], Any]]
 
 SyncToAsync = Callable[[Callable[[], Any]], Callable[[], Awaitable[Any]]]
@@ -144,28 +141,29 @@ def set_async_to_sync(adapter: AsyncToSync | None) -> None:
 
 # -- dispatch -------------------------------------------------------------------------------
 
+Log = Callable[[object, Callable[..., Any], BaseException], None]
+"""How a robust dispatch reports a receiver's failure: ``log(signal, receiver, error)``."""
 
-def send_from_sync(
+
+def send_async_group(
     signal: Signal,
-    sync: tuple[Getter, ...],
-    asynchronous: tuple[Getter, ...],
+    receivers: Sequence[Callable[..., Any] | None],
     sender: object,
     named: dict[str, Any],
     robust: bool,
+    log: Log,
 ) -> Responses:
-    """``send``/``send_robust`` for a route with async receivers: see the module docstring."""
-    async_receivers = _live(asynchronous)
-    # The sync group runs right here, in the caller's own context, exactly as send() would.
-    responses = _call_sync(signal, sync, sender, named, robust, None)
-    if not async_receivers:
-        return responses
+    """The async receivers of ``send``/``send_robust``, after the sync ones ran in the
+    caller's frame: on an event loop through the async-to-sync adapter. ``receivers`` were
+    resolved when the send started; None stands for one that had already died."""
+    live = [receiver for receiver in receivers if receiver is not None]
+    if not live:
+        return []
     base = contextvars.copy_context()
     context = base.copy()
     try:
-        group = functools.partial(
-            _call_async, signal, async_receivers, sender, named, robust, context
-        )
-        responses += _async_to_sync(group)()
+        group = functools.partial(_call_async, signal, live, sender, named, robust, log, context)
+        responses: Responses = _async_to_sync(group)()
     finally:
         _copy_back(base, context)
     return responses
@@ -173,25 +171,35 @@ def send_from_sync(
 
 async def send_from_async(
     signal: Signal,
-    sync: tuple[Getter, ...],
-    asynchronous: tuple[Getter, ...],
+    sync: Sequence[Callable[..., Any] | None],
+    asynchronous: Sequence[Callable[..., Any] | None],
     sender: object,
     named: dict[str, Any],
     robust: bool,
+    log: Log,
 ) -> Responses:
-    """``asend``/``asend_robust``: see the module docstring."""
-    any_sync = any(get() is not None for get in sync)  # stops at the first live one
-    async_receivers = _live(asynchronous)
-    if not any_sync and not async_receivers:
+    """``asend``/``asend_robust``, with the receivers resolved when the send started (None
+    for one already dead): see the module docstring."""
+    sync_receivers = [receiver for receiver in sync if receiver is not None]
+    async_receivers = [receiver for receiver in asynchronous if receiver is not None]
+    if not sync_receivers and not async_receivers:
         return []
     base = contextvars.copy_context()
     context = base.copy()
     responses: Responses = []
     try:
-        if any_sync:
+        if sync_receivers:
             halt = _Halt()
             group = functools.partial(
-                context.run, _call_sync, signal, sync, sender, named, robust, halt
+                context.run,
+                _call_sync,
+                signal,
+                sync_receivers,
+                sender,
+                named,
+                robust,
+                log,
+                halt,
             )
             try:
                 responses = await _sync_to_async(group)()
@@ -199,14 +207,12 @@ async def send_from_async(
                 halt.requested = True
                 raise
         if async_receivers:
-            responses += await _call_async(signal, async_receivers, sender, named, robust, context)
+            responses += await _call_async(
+                signal, async_receivers, sender, named, robust, log, context
+            )
     finally:
         _copy_back(base, context)
     return responses
-
-
-def _live(getters: tuple[Getter, ...]) -> list[Callable[..., Any]]:
-    return [receiver for get in getters if (receiver := get()) is not None]
 
 
 class _Halt:
@@ -225,24 +231,42 @@ class _Halt:
 
 def _call_sync(
     signal: Signal,
-    getters: tuple[Getter, ...],
+    receivers: Sequence[Callable[..., Any]],
     sender: object,
     named: dict[str, Any],
     robust: bool,
-    halt: _Halt | None,
+    log: Log,
+    halt: _Halt,
 ) -> Responses:
-    """The sync group: the same compiled loops as ``send``, stopping early if halted."""
-    send_loop = loops_for(tuple(named))[1 if robust else 0]
-    return send_loop(getters if halt is None else _until(halt, getters), signal, sender, **named)
-
-
-def _until(halt: _Halt, getters: Iterable[Getter]) -> Iterator[Getter]:
-    # The loop asks for the next receiver only when the last one has returned, which is
-    # exactly when a cancelled asend must stop starting new ones.
-    for get in getters:
+    """The sync group of ``asend``, in a worker thread, stopping early if halted."""
+    responses: Responses = []
+    for receiver in receivers:
         if halt.requested:
-            return
-        yield get
+            break
+        if not robust:
+            responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+            continue
+        try:
+            responses.append((receiver, receiver(signal=signal, sender=sender, **named)))
+        except Exception as error:
+            log(signal, receiver, error)
+            responses.append((receiver, error))
+    return responses
+
+
+class _Escaped(Exception):
+    """Carries a ``KeyboardInterrupt`` or ``SystemExit`` raised by an async receiver out of
+    its task as an ordinary failure.
+
+    asyncio lets those two escape a task's step and stop the loop, leaving the task holding
+    an exception nobody retrieves ("Task exception was never retrieved"). Wrapped, the task
+    fails like any other, the group cancels the rest and collects every task, and the
+    original is raised again from the send.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
 
 
 async def _call_async(
@@ -251,16 +275,16 @@ async def _call_async(
     sender: object,
     named: dict[str, Any],
     robust: bool,
+    log: Log,
     context: contextvars.Context,
 ) -> Responses:
-    call = _await_robust if robust else _await
     started: list[tuple[Callable[..., Any], asyncio.Task[Any]]] = []
     try:
         async with asyncio.TaskGroup() as group:
             for receiver in receivers:
                 # The receiver is called inside its task, so its coroutine exists only once
                 # the task runs: one cancelled before it starts leaves nothing un-awaited.
-                awaiting = call(receiver, signal, sender, named)
+                awaiting = _await(receiver, signal, sender, named, log if robust else None)
                 try:
                     task = group.create_task(awaiting, context=context)
                 except RuntimeError:
@@ -279,6 +303,9 @@ async def _call_async(
         ]
     else:
         return [(receiver, task.result()) for receiver, task in started]
+    escaped = [failure.original for failure in failures if isinstance(failure, _Escaped)]
+    if escaped:
+        raise escaped[0]
     # Raised outside the except block, so that the error is not chained to the group.
     if len(failures) == 1:
         raise failures[0]
@@ -286,18 +313,21 @@ async def _call_async(
 
 
 async def _await(
-    receiver: Callable[..., Any], signal: Signal, sender: object, named: dict[str, Any]
+    receiver: Callable[..., Any],
+    signal: Signal,
+    sender: object,
+    named: dict[str, Any],
+    log: Log | None,
 ) -> Any:
-    return await receiver(signal=signal, sender=sender, **named)
-
-
-async def _await_robust(
-    receiver: Callable[..., Any], signal: Signal, sender: object, named: dict[str, Any]
-) -> Any:
+    """One async receiver, in its task; with ``log``, an ``Exception`` is its response."""
     try:
         return await receiver(signal=signal, sender=sender, **named)
+    except (KeyboardInterrupt, SystemExit) as exiting:
+        raise _Escaped(exiting) from None
     except Exception as error:
-        log_robust_failure(receiver, error)
+        if log is None:
+            raise
+        log(signal, receiver, error)
         return error
 
 

@@ -1,85 +1,223 @@
-"""How receivers and senders are held (weakly or strongly) and identified.
+"""Receivers and senders: how each is held (weakly or strongly), identified, and described.
 
-A connection is the pair (receiver, sender). Each live connection is one object below; the
-weak kinds *are* the weak reference to their receiver (a ``weakref.ref`` subclass), which keeps
-a connection to about one allocation and lets the reference's own callback say which
-connection died. Calling a connection returns its receiver, or None once it is gone, so the
-send loop treats every kind alike.
+A connection is one receiver connected to a signal, for any sender or for one. Each is one
+object, built whole by ``make_connection``; the weak kinds *are* the weak reference to their
+receiver (a ``weakref.ref`` subclass), so a connection costs about one allocation and the
+reference's own callback says which connection died. Calling a connection returns its
+receiver, or None once it is gone, so the send path treats every kind alike.
+
+What varies between connections (weak or strong, sync or async, for any sender or for one)
+is carried by the connection's class rather than by a field: every field costs eight bytes
+on each of possibly many thousands of connections, and the per-connection memory of a weak
+connection is budgeted (see benchmarks/).
+
+Identities never run user code: receivers are identified by ``id()`` (while they live, an
+``id`` is theirs alone), senders by ``id()`` or, for the plain value types, by value with
+their type alongside, and a dispatch_uid by a ``UidToken`` that stands for it (see
+``tocsin._ledger``). That is what lets the signal's lock be held without calling anyone's
+``__eq__`` or ``__hash__``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
+import reprlib
 import weakref
 from collections.abc import Callable, Hashable
 from itertools import repeat
-from types import FunctionType, MethodType
-from typing import Any
+from types import CodeType, FunctionType, MethodType
+from typing import Any, Protocol
 
 Receiver = Callable[..., Any]
+Getter = Callable[[], Receiver | None]
+
+# Connection order across all signals: each connection takes the next number when it is made.
+# next() on a count is one C call, atomic under the GIL, so no lock is needed to take one.
+next_seq = itertools.count(1).__next__
+
+# Marks the functions tocsin compiles as a signal's own ``send``/``send_robust`` (see
+# tocsin._sendcode): ``id(function.__code__)`` -> the class-level method the function stands
+# for. Connecting ``other.connect(signal.send)`` must mean the same connection whether the
+# signal's compiled send exists yet or not.
+compiled_methods: dict[int, Callable[..., Any]] = {}
+
+
+class ConnectionEntry(Protocol):
+    """What every connection offers the ledger and the send path."""
+
+    ident: Hashable  # its key among the connections of its container (see tocsin._ledger)
+    seq: int  # its place in connection order
+    label: object  # what to call it if it dies unsent; None when not watched
+    group: Any  # the ledger's Group of its sender; None for a connection for any sender
+    weak: bool
+    is_async: bool
+    per_sender: bool
+
+    def __call__(self) -> Receiver | None: ...
+
+    @property
+    def getter(self) -> Getter: ...
+
+
+# -- identities -----------------------------------------------------------------------------
+
+_METHOD = object()
+
+
+def method_parts(receiver: object) -> tuple[object, Callable[..., Any]] | None:
+    """(instance, function) for a bound method, or for a signal's compiled send; else None."""
+    if isinstance(receiver, MethodType):
+        return receiver.__self__, receiver.__func__
+    if type(receiver) is FunctionType:
+        method = compiled_methods.get(id(receiver.__code__))
+        if method is not None:
+            return receiver.__tocsin_signal__, method  # type: ignore[attr-defined]
+    return None
+
+
+def receiver_identity(receiver: Receiver) -> Hashable:
+    """The key of a receiver among the connections of one sender (or of any sender).
+
+    A bound method is keyed by ``(_METHOD, instance id, function id)``: ``obj.method`` builds
+    a new method object on every access, so its own identity would never match twice.
+    Everything else is keyed by its ``id()``, which it holds alone while it lives.
+    """
+    parts = method_parts(receiver)
+    if parts is None:
+        return id(receiver)
+    return (_METHOD, id(parts[0]), id(parts[1]))
+
 
 # Senders of these exact types are matched by value: "auth" built at run time must reach the
 # receivers connected for the literal "auth". Their subclasses (enums, say) keep identity.
 _BY_VALUE = (str, bytes, int, bool)
 
-_UID = object()
-_METHOD = object()
-
 
 def sender_key(sender: object) -> Hashable:
-    """Return the key under which connections for ``sender`` are filed.
+    """The key under which connections for ``sender`` are filed.
 
-    Strings and bytes key by value; ints and bools by (type, value), so that ``True`` and
-    ``1`` stay apart and no number can collide with an ``id()``; everything else by ``id()``.
-    An ``id()`` can be reused after its object dies, which is why callers holding one also
-    hold a reference that proves the object is still the same (see ``Route.guard``).
+    A ``str`` keys by itself; ``bytes``, ``int`` and ``bool`` by ``(type, value)``, so that
+    ``True`` and ``1`` stay apart, no number can collide with an ``id()``, and a ``str`` is
+    never compared with ``bytes`` (which ``python -bb`` turns into an error); everything else
+    by ``id()``. An ``id()`` can be reused after its object dies, which is why whoever looks
+    a sender up by it also checks a guard that proves the object is still the same.
     """
     cls = type(sender)
-    if cls is str or cls is bytes:
+    if cls is str:
         return sender
-    if cls is int or cls is bool:
+    if cls is int or cls is bool or cls is bytes:
         return (cls, sender)
     return id(sender)
 
 
-def connection_key(receiver: Receiver, sender: object, dispatch_uid: Hashable | None) -> Hashable:
-    """The key of the (receiver or dispatch_uid, sender) pair in a signal's connection dict.
+def held_by_value(sender: object) -> bool:
+    """Whether ``sender`` is matched by value (and so needs no identity guard)."""
+    return type(sender) in _BY_VALUE
 
-    The shapes never collide: a receiver for any sender is keyed by its bare ``id()`` (the
-    common case, and the cheapest to store), a bound method by ``(_METHOD, instance id,
-    function id)`` (``obj.method`` builds a new method object on every access, so its own
-    identity would never match twice), a receiver for one sender by a pair, and a
-    dispatch_uid by ``(_UID, uid, sender key)``, so a uid can never pose as an ``id()``.
+
+def same_uid(first: object, second: object) -> bool:
+    """Whether two dispatch_uids are the same: equal, except that ``str`` and ``bytes`` never
+    are (comparing them is an error under ``python -bb``). Runs the uids' ``__eq__``."""
+    if first is second:
+        return True
+    if isinstance(first, str | bytes) or isinstance(second, str | bytes):
+        return type(first) is type(second) and first == second
+    return bool(first == second)
+
+
+def uid_hash(uid: Hashable) -> int:
+    """The hash a dispatch_uid is bucketed by; runs the uid's ``__hash__``.
+
+    ``str`` and ``bytes`` hash alike, so the type is mixed in to keep "a" and b"a" apart."""
+    if isinstance(uid, str | bytes):
+        return hash((type(uid), uid))
+    return hash(uid)
+
+
+class UidToken:
+    """Stands for one dispatch_uid of one signal.
+
+    Keys built from a token hash and compare by the token's identity, so the signal's lock
+    never runs a uid's ``__hash__`` or ``__eq__``. ``users`` counts the connections filed
+    under it; at zero the ledger drops the token.
     """
-    if dispatch_uid:
-        return (_UID, dispatch_uid, sender_key(sender))
-    if isinstance(receiver, MethodType):
-        identity: Hashable = (_METHOD, id(receiver.__self__), id(receiver.__func__))
-    else:
-        identity = id(receiver)
-    return identity if sender is None else (identity, sender_key(sender))
+
+    __slots__ = ("hashed", "uid", "users")
+
+    def __init__(self, uid: Hashable, hashed: int) -> None:
+        self.uid = uid
+        self.hashed = hashed  # uid_hash(uid), kept so the lock never calls __hash__ again
+        self.users = 0
+
+    def __repr__(self) -> str:
+        return f"<dispatch_uid {safe_repr(self.uid)}>"
 
 
-def sender_key_of(key: Hashable) -> Hashable:
-    """The sender key inside a connection key made for a particular sender."""
-    return key[-1]  # type: ignore[index,no-any-return]
+# -- descriptions ----------------------------------------------------------------------------
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
 
 
-def dispatch_uid_of(key: Hashable) -> Hashable | None:
-    """The dispatch_uid a connection key was made from, or None."""
-    return key[1] if type(key) is tuple and key[0] is _UID else None
+def safe_repr(value: object) -> str:
+    """``repr(value)``, shortened, or a plain stand-in if its ``__repr__`` fails.
+
+    Used in every message tocsin writes: a failing ``__repr__`` must never hide the error
+    being reported, nor stop a robust send.
+    """
+    try:
+        return _short.repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__} object at {id(value):#x}>"
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or its safe repr if its ``__str__`` fails."""
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
 
 
 def describe(receiver: object) -> str:
-    """A readable name for a receiver, for messages: works for partials and callable objects."""
-    if isinstance(receiver, functools.partial):
-        return f"functools.partial({describe(receiver.func)})"
-    qualname = getattr(receiver, "__qualname__", None)
-    if isinstance(qualname, str):
-        module = getattr(receiver, "__module__", None)
-        return f"{module}.{qualname}" if module else qualname
-    return f"{type(receiver).__qualname__} instance {receiver!r}"
+    """A readable name for a receiver, for messages; never raises.
+
+    Functions and methods by ``module.qualname``, partials by what they wrap, anything else
+    by its class and its (safe) repr.
+    """
+    try:
+        if isinstance(receiver, functools.partial):
+            return f"functools.partial({describe(receiver.func)})"
+        parts = method_parts(receiver)
+        if parts is not None and not isinstance(receiver, MethodType):
+            receiver = MethodType(parts[1], parts[0])
+        qualname = getattr(receiver, "__qualname__", None)
+        if isinstance(qualname, str):
+            module = getattr(receiver, "__module__", None)
+            return f"{module}.{qualname}" if isinstance(module, str) else qualname
+    except Exception:
+        pass
+    return f"{type(receiver).__qualname__} instance {safe_repr(receiver)}"
+
+
+def label_of(receiver: Receiver) -> object:
+    """What a watched receiver is called if it dies unsent: for a function, its code object
+    (it names the function and where it was defined, without building a string)."""
+    if isinstance(receiver, FunctionType):
+        return receiver.__code__
+    return describe(receiver)
+
+
+def describe_label(label: object) -> str:
+    """The text of a label made by ``label_of``."""
+    if isinstance(label, CodeType):
+        return f"{label.co_qualname} ({label.co_filename}:{label.co_firstlineno})"
+    return str(label)
+
+
+# -- receiver checks -------------------------------------------------------------------------
 
 
 def accepts_keywords(receiver: Receiver) -> bool:
@@ -109,32 +247,44 @@ def accepts_keywords(receiver: Receiver) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-class WeakConnection(weakref.ref):  # type: ignore[type-arg]
-    """A connection that holds its receiver (a function, partial or callable object) weakly.
+def is_watched(receiver: Receiver) -> bool:
+    """Whether a weak receiver that dies before any send deserves a warning.
 
-    ``epoch`` is set for plain functions and partials: the signal's send count at connect
-    time. One collected while the count is unchanged never had a chance to run, which is
-    almost always a bug (see ``ReceiverCollectedWarning``). ``label`` remembers its name for
-    that message, since the receiver is gone by the time the message is written.
+    Only plain functions and partials: a callable object or a bound method dying with its
+    owner is the ordinary way for a receiver to go.
+    """
+    return isinstance(receiver, FunctionType | functools.partial)
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+class _WeakConnection(weakref.ref):  # type: ignore[type-arg]
+    """A connection holding its receiver (a function, partial or callable object) weakly.
+
+    ``seq`` orders it among the signal's connections; it also tells whether the signal was
+    sent since it was made (see ``Ledger.sent_after``). ``label`` is set for watched
+    receivers, whose death before any send is reported (``ReceiverCollectedWarning``).
     """
 
-    __slots__ = ("epoch", "is_async", "key", "label", "sender_ref")
+    __slots__ = ("ident", "label", "seq")
 
-    key: Hashable
-    sender_ref: Callable[[], object] | None
-    is_async: bool
-    epoch: int | None
-    # A code object (for functions: names the receiver and where it was defined) or a string.
+    ident: Hashable
     label: object
+    seq: int
 
     weak = True
+    is_async = False
+    per_sender = False
+    group: Any = None
 
-    def getter(self) -> Callable[[], Receiver | None]:
+    @property
+    def getter(self) -> Getter:
         # The C-level call of weakref.ref is the fastest way to reach the receiver.
         return self
 
 
-class WeakMethodConnection(WeakConnection):
+class _WeakMethodConnection(_WeakConnection):
     """A bound method held weakly through its instance: it lives as long as the instance.
 
     The function is held strongly: it belongs to the instance's class, which the instance
@@ -145,73 +295,114 @@ class WeakMethodConnection(WeakConnection):
 
     func: Callable[..., Any]
 
-    def __new__(cls, receiver: MethodType, callback: Callable[[Any], None]) -> WeakMethodConnection:
-        self = weakref.ref.__new__(cls, receiver.__self__, callback)
-        self.func = receiver.__func__
-        return self
-
     # weakref.ref.__init__ only checks its arguments, so the inherited one serves.
 
     def __call__(self) -> Receiver | None:
         instance = weakref.ref.__call__(self)
         return None if instance is None else MethodType(self.func, instance)
 
+    @property
+    def getter(self) -> Getter:
+        return self
 
-class StrongConnection:
-    """A connection made with ``weak=False``: it keeps its receiver alive until disconnected."""
 
-    __slots__ = ("_get", "is_async", "key", "receiver", "sender_ref")
+class _StrongConnection:
+    """A connection made with ``weak=False``: it keeps its receiver alive until removed."""
 
-    key: Hashable
-    sender_ref: Callable[[], object] | None
-    is_async: bool
+    __slots__ = ("getter", "ident", "receiver", "seq")
+
+    ident: Hashable
+    seq: int
+    getter: Getter
+
     weak = False
-    epoch = None
+    is_async = False
+    per_sender = False
+    label = None
+    group: Any = None
 
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
         # repeat(x).__next__ is a C-level callable returning x: as fast to call in the send
         # loop as a weak reference, where a Python __call__ would cost a frame per receiver.
-        self._get = repeat(receiver).__next__
+        self.getter = repeat(receiver).__next__
 
     def __call__(self) -> Receiver:
         return self.receiver
 
-    def getter(self) -> Callable[[], Receiver | None]:
-        return self._get
+
+def _variant(base: type, *, is_async: bool, per_sender: bool) -> type:
+    """A subclass of ``base`` for async receivers and/or one sender (which adds ``group``)."""
+    if not (is_async or per_sender):
+        return base
+    name = base.__name__ + ("Async" if is_async else "") + ("ForSender" if per_sender else "")
+    namespace: dict[str, object] = {
+        "__slots__": ("group",) if per_sender else (),
+        "is_async": is_async,
+        "per_sender": per_sender,
+        "__module__": __name__,
+    }
+    return type(name, (base,), namespace)
 
 
-AnyConnection = WeakConnection | StrongConnection
+_CLASSES: dict[tuple[str, bool, bool], type] = {
+    (kind, is_async, per_sender): _variant(base, is_async=is_async, per_sender=per_sender)
+    for kind, base in (
+        ("weak", _WeakConnection),
+        ("method", _WeakMethodConnection),
+        ("strong", _StrongConnection),
+    )
+    for is_async in (False, True)
+    for per_sender in (False, True)
+}
+
+
+def make_connection(
+    receiver: Receiver,
+    *,
+    weak: bool,
+    is_async: bool,
+    per_sender: bool,
+    on_death: Callable[[Any], None],
+) -> ConnectionEntry:
+    """Build a connection whole, but for ``ident`` (the ledger files it) and, for one sender,
+    ``group`` (the ledger attaches it).
+
+    Raises TypeError if ``weak`` and the receiver (or a bound method's instance) cannot be
+    weakly referenced; the caller turns that into a message naming the signal.
+    """
+    connection: Any
+    if not weak:
+        connection = _CLASSES["strong", is_async, per_sender](receiver)
+        connection.seq = next_seq()
+        return connection  # type: ignore[no-any-return]
+    parts = method_parts(receiver)
+    if parts is not None:
+        instance, func = parts
+        method_class = _CLASSES["method", is_async, per_sender]
+        connection = weakref.ref.__new__(method_class, instance, on_death)
+        connection.func = func
+    else:
+        connection = weakref.ref.__new__(_CLASSES["weak", is_async, per_sender], receiver, on_death)
+    connection.label = label_of(receiver) if is_watched(receiver) else None
+    connection.seq = next_seq()
+    return connection  # type: ignore[no-any-return]
+
+
+# -- senders ----------------------------------------------------------------------------------
 
 
 class SenderRef(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to a connection's sender that knows which connection it belongs to."""
+    """A weak reference to the sender of a group of connections; ``key`` names the group."""
 
     __slots__ = ("key",)
 
     key: Hashable
 
 
-def hold_sender(
-    sender: object, key: Hashable, callback: Callable[[Any], None]
-) -> Callable[[], object] | None:
-    """What a connection keeps of its sender: None for any sender, else a callable
-    returning it. Objects are held weakly when they can be (``callback`` fires when they
-    die); values, and objects that cannot be weakly referenced, are held strongly."""
-    if sender is None:
-        return None
-    if type(sender) in _BY_VALUE:
-        return StrongSender(sender)
-    try:
-        ref = SenderRef(sender, callback)
-    except TypeError:
-        return StrongSender(sender)
-    ref.key = key
-    return ref
-
-
 class StrongSender:
-    """Holds a sender that cannot be weakly referenced (None-like singletons, ints, tuples...)."""
+    """Holds a sender that is matched by value or cannot be weakly referenced (tuples, None-
+    like singletons...); calling it returns the sender, like a weak reference would."""
 
     __slots__ = ("sender",)
 
@@ -220,3 +411,18 @@ class StrongSender:
 
     def __call__(self) -> object:
         return self.sender
+
+
+def hold_sender(
+    sender: object, key: Hashable, on_death: Callable[[Any], None]
+) -> SenderRef | StrongSender:
+    """How a group of connections holds its sender: weakly when it can be (``on_death`` fires
+    when it dies), strongly for values and for objects that cannot be weakly referenced."""
+    if type(sender) in _BY_VALUE:
+        return StrongSender(sender)
+    try:
+        ref = SenderRef(sender, on_death)
+    except TypeError:
+        return StrongSender(sender)
+    ref.key = key
+    return ref

@@ -4,8 +4,11 @@ observers that see sends.
 A signal keeps an immutable plan of what a send must do, so anything that changes what a
 send does (turning strict mode on everywhere, watching every signal's sends) has to replan
 the signals it touches. This module is where such settings live. Each signal enrols here
-when it is created and hands in the function that replans it; a change calls that function
-for every signal concerned. The registry holds signals weakly: enrolling keeps nothing alive.
+when it is created, with its ledger; a change replans the ledger of every signal concerned.
+The registry holds signals weakly: enrolling keeps nothing alive.
+
+A forked child process starts with every lock reset (another thread may have held one at
+the fork) and every plan rebuilt: see ``os.register_at_fork`` below.
 
 Lock order: this module's lock may be held while a signal's own lock is taken (a replan),
 never the other way round. No user code runs under it: replanning runs none.
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from tocsin._ledger import Ledger
     from tocsin.dispatcher import Signal
 
 Observer = Callable[["Signal", object, Mapping[str, Any], str], None]
@@ -36,9 +40,8 @@ receiver runs.
 
 _lock = threading.Lock()
 
-# id(signal) -> (a weak reference to it, the function that replans it). Entries go when the
-# signal does.
-_enrolled: dict[int, tuple[weakref.ref[Signal], Callable[[Signal], None]]] = {}
+# id(signal) -> (a weak reference to it, its ledger). Entries go when the signal does.
+_enrolled: dict[int, tuple[weakref.ref[Signal], Ledger]] = {}
 
 # Observers of every signal, then of particular signals (by id), each in registration order.
 _everywhere: tuple[Observer, ...] = ()
@@ -48,15 +51,15 @@ _particular: dict[int, tuple[Observer, ...]] = {}
 strict_default = os.environ.get("TOCSIN_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def enrol(signal: Signal, replan: Callable[[Signal], None]) -> None:
-    """Make ``signal`` known, with the function that rebuilds its plan (``replan(signal)``)."""
+def enrol(signal: Signal, ledger: Ledger) -> None:
+    """Make ``signal`` known, with the ledger that holds its state."""
     key = id(signal)
     # The callback runs wherever the collector does, possibly while this very thread holds
     # _lock: it must not wait for it. It leaves a note that the next holder acts on.
     reference = weakref.ref(signal, lambda ref: _departed.append((key, ref)))
     with _lock:
         _prune()
-        _enrolled[key] = (reference, replan)
+        _enrolled[key] = (reference, ledger)
 
 
 # (id, reference) of signals that died; pruned by whoever next holds _lock.
@@ -90,10 +93,9 @@ def _replan(keys: list[int] | None) -> None:
     """Replan the enrolled signals with these ids (all when None); called with _lock held."""
     _prune()
     chosen = _enrolled.values() if keys is None else [_enrolled[k] for k in keys if k in _enrolled]
-    for reference, replan in list(chosen):
-        signal = reference()
-        if signal is not None:
-            replan(signal)
+    for reference, ledger in list(chosen):
+        if reference() is not None:
+            ledger.replan()
 
 
 def set_strict(enabled: bool) -> bool:
@@ -118,9 +120,11 @@ def set_strict(enabled: bool) -> bool:
     return previous
 
 
-def observers_of(signal: Signal) -> tuple[Observer, ...]:
-    """The observers that watch ``signal``'s sends, in the order they are called."""
-    return _everywhere + _particular.get(id(signal), ())
+def observers_of_key(key: int) -> tuple[Observer, ...]:
+    """The observers that watch the sends of the signal ``id(signal) == key``, in the order
+    they are called."""
+    particular = _particular.get(key)
+    return _everywhere + particular if particular else _everywhere
 
 
 class Observation:
@@ -191,3 +195,15 @@ def observe(observer: Observer, signal: Signal | None = None) -> Observation:
     observation = Observation(observer, signal)
     observation._start()
     return observation
+
+
+def _after_fork_in_child() -> None:
+    """The child of a fork has one thread: any lock another thread held is held for ever."""
+    global _lock
+    _lock = threading.Lock()
+    for _, ledger in list(_enrolled.values()):
+        ledger.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypedDict
 
-from tocsin.dispatcher import Argument, Signal
+from tocsin.arguments import Argument
+from tocsin.dispatcher import Signal
 
 __all__ = [
     "GROUPS",
