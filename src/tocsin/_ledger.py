@@ -31,7 +31,7 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,9 @@ from tocsin._plan import STALE, Plan, Route
 from tocsin._references import (
     ConnectionEntry,
     SenderRef,
-    StrongSender,
     UidToken,
     describe_label,
+    held_by_value,
     hold_sender,
     next_seq,
     same_uid,
@@ -76,13 +76,14 @@ class Group:
     """The connections made for one particular sender, and how that sender is held.
 
     ``guarded`` is True when the sender is filed by ``id()``: ``holder()`` must then be the
-    very sender looked up, since a dead sender's id may be reused. For senders matched by
-    value, any equal value of the same type is the sender.
+    very sender looked up, since a dead sender's id may be reused (``holder`` is a weak
+    reference, or for an object that cannot be weakly referenced, a strong one). For senders
+    matched by value, any equal value of the same type is the sender.
     """
 
     __slots__ = ("guarded", "holder", "key", "members")
 
-    def __init__(self, key: Hashable, holder: SenderRef | StrongSender, guarded: bool) -> None:
+    def __init__(self, key: Hashable, holder: Callable[[], object], guarded: bool) -> None:
         self.key = key
         self.holder = holder
         self.guarded = guarded
@@ -264,7 +265,7 @@ class Ledger:
             self._settle()
 
     def _container(
-        self, sender: object, holder: SenderRef | StrongSender | None, trash: list[object]
+        self, sender: object, holder: Callable[[], object] | None, trash: list[object]
     ) -> dict[Hashable, ConnectionEntry]:
         """The dict to file a connection for ``sender`` in (lock held), making the group of
         a new sender from ``holder``; a dead sender's leftover group is replaced."""
@@ -281,7 +282,7 @@ class Ledger:
             group = None
         if group is None:
             assert holder is not None
-            group = self.groups[key] = Group(key, holder, isinstance(holder, SenderRef))
+            group = self.groups[key] = Group(key, holder, not held_by_value(sender))
         return group.members
 
     def _unfile(self, connection: ConnectionEntry) -> ConnectionEntry:
@@ -429,9 +430,12 @@ class Ledger:
                         if self.rebuild
                         else self.anyone_in_order
                     )
-                    members = sorted(group.members.values(), key=_by_seq)
-                    merged = heapq.merge(anyone, members, key=_by_seq)
-                    route = Route(merged, group.holder if group.guarded else None)
+                    members: Iterable[ConnectionEntry] = group.members.values()
+                    if len(group.members) > 1:
+                        members = sorted(members, key=_by_seq)
+                    if anyone:
+                        members = heapq.merge(anyone, members, key=_by_seq)
+                    route = Route(members, group.holder if group.guarded else None)
                     if plan.routes is self.routes:
                         self.routes[key] = route
         trash.clear()

@@ -70,7 +70,18 @@ class Plan:
     groups, which a reader only tests for membership.
     """
 
-    __slots__ = ("everyone", "fast", "groups", "ledger", "muted", "observers", "routes", "strict")
+    __slots__ = (
+        "by_id",
+        "everyone",
+        "fast",
+        "groups",
+        "ledger",
+        "muted",
+        "observers",
+        "plain",
+        "routes",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -90,17 +101,27 @@ class Plan:
         self.strict = strict
         self.observers = observers
         self.muted = muted
-        plain = not observers and not muted
+        # Plain: nothing to do but call receivers (no observers, no mute).
+        self.plain = plain = not observers and not muted
         # The compiled loop runs this directly: any-sender sync receivers, nothing else to do.
         self.fast = everyone.fast if plain and not groups else None
+        # The compiled loop's first look for a sender's own route, by id(sender) (a C call):
+        # None for a sender that has none, or is matched by value, or when not plain.
+        self.by_id = routes.get if plain else _NOTHING.get
 
     def pick(self, sender: object) -> tuple[Getter, ...] | None:
         """The getters the compiled loop can call for ``sender``, found without a lock; None
         when the send must take the slow path (a route to build, async receivers, observers,
         a mute, or a stale plan)."""
-        if self.observers or self.muted:
+        if not self.plain:
             return None
-        key = sender_key(sender)
+        cls = type(sender)  # sender_key(), inlined: this runs on many sends
+        if cls is str:
+            key: Hashable = sender
+        elif cls is int or cls is bool or cls is bytes:
+            key = (cls, sender)
+        else:
+            key = id(sender)
         route = self.routes.get(key)
         if route is None:
             group = self.groups.get(key)
@@ -125,6 +146,9 @@ class Plan:
         return self.ledger.build_route(self, key, sender)
 
 
+_NOTHING: dict[object, Route] = {}
+
+
 class _Stale:
     """Stands in for the plan after a change: it offers nothing, so a send takes the slow
     path, which publishes a fresh plan."""
@@ -132,6 +156,7 @@ class _Stale:
     __slots__ = ()
 
     fast = None
+    by_id = _NOTHING.get
 
     def pick(self, sender: object) -> None:
         return None

@@ -400,29 +400,20 @@ class SenderRef(weakref.ref):  # type: ignore[type-arg]
     key: Hashable
 
 
-class StrongSender:
-    """Holds a sender that is matched by value or cannot be weakly referenced (tuples, None-
-    like singletons...); calling it returns the sender, like a weak reference would."""
-
-    __slots__ = ("sender",)
-
-    def __init__(self, sender: object) -> None:
-        self.sender = sender
-
-    def __call__(self) -> object:
-        return self.sender
-
-
 def hold_sender(
     sender: object, key: Hashable, on_death: Callable[[Any], None]
-) -> SenderRef | StrongSender:
-    """How a group of connections holds its sender: weakly when it can be (``on_death`` fires
-    when it dies), strongly for values and for objects that cannot be weakly referenced."""
-    if type(sender) in _BY_VALUE:
-        return StrongSender(sender)
-    try:
-        ref = SenderRef(sender, on_death)
-    except TypeError:
-        return StrongSender(sender)
-    ref.key = key
-    return ref
+) -> Callable[[], object]:
+    """How a group of connections holds its sender, as a callable returning it: a weak
+    reference (a ``SenderRef``: ``on_death`` fires when the sender dies) when it can be, else a
+    strong one, for values and for objects that cannot be weakly referenced."""
+    if type(sender) not in _BY_VALUE:
+        try:
+            ref = SenderRef(sender, on_death)
+        except TypeError:
+            pass
+        else:
+            ref.key = key
+            return ref
+    # repeat(x).__next__ is a C-level callable returning x: a send checking the guard of a
+    # route pays no Python frame for it.
+    return repeat(sender).__next__

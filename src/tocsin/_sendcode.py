@@ -33,6 +33,7 @@ import inspect
 import keyword
 import linecache
 import logging
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from operator import call
@@ -131,6 +132,9 @@ def compilable(name: str) -> bool:
 # if a compiled argument happens to share it, so no argument can shadow them.
 _OWN_NAMES = (
     "signal",
+    "count",
+    "get",
+    "id",
     "ledger",
     "plan",
     "refs",
@@ -175,15 +179,19 @@ if {plan} is None:
     return []
 {refs} = {plan}.fast
 if {refs} is None:
-    {refs} = {plan}.pick(sender)
+    {route} = {plan}.by_id({id}(sender))
+    if {route} is not None and {route}.guard() is sender:
+        {refs} = {route}.fast
+    else:
+        {refs} = {plan}.pick(sender)
 if {refs} is None or {other}{missing}{strict}:
     {named} = {collect}
     {route} = {prelude}({signal}, {ledger}, sender, {named}, {method!r})
     if {route} is None:
         return []
     if {other}{missing} or {route}.asynchronous:
-        {receivers} = [*{map}({call}, {route}.sync)]
-        {waiting} = [*{map}({call}, {route}.asynchronous)]
+        {receivers} = {resolve_sync}
+        {waiting} = {resolve_async}
         {responses} = []
         for {receiver} in {receivers}:
             if {receiver} is not None:
@@ -192,16 +200,27 @@ if {refs} is None or {other}{missing}{strict}:
             {responses} += {run_async}({signal}, {waiting}, sender, {named}, {robust}, {log})
         return {responses}
     {refs} = {route}.sync
-if {len}({refs}) == 1:
+{count} = {len}({refs})
+if {count} == 1:
     {receiver} = {refs}[0]()
     if {receiver} is None:
         return []
 {single_call}
-{responses} = []
-for {receiver} in [*{map}({call}, {refs})]:
+{unrolled}{responses} = []
+for {receiver} in {resolve}:
     if {receiver} is not None:
 {spelled_call}
 return {responses}
+"""
+
+# Most signals have one to three receivers: for those, send resolves them into locals and
+# returns a list display, the cheapest shape there is (see benchmarks/). Only when one of
+# them has died does it fall through to the loop.
+_UNROLLED = """\
+if {count} == {size}:
+    {resolved}
+    if {alive}:
+        return [{pairs}]
 """
 
 _APPEND = "{responses}.append(({receiver}, {receiver}({arguments})))"
@@ -265,6 +284,10 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         strict=f" or {own['plan']}.strict" if strict else "",
         collect=collect,
         robust=robust,
+        resolve=_resolve(own, own["refs"]),
+        resolve_sync=_resolve(own, f"{own['route']}.sync"),
+        resolve_async=_resolve(own, f"{own['route']}.asynchronous"),
+        unrolled="" if robust else _unrolled(own, spelled),
         generic_call=call_template.format(**own, indent=" " * 16, arguments=generic),
         single_call=single_template.format(**own, arguments=spelled),
         spelled_call=call_template.format(**own, indent=" " * 8, arguments=spelled),
@@ -273,6 +296,30 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         return _HEAD_CLASS.format(**own, method=method, body=_indent(body, 4))
     params = ", *, " + ", ".join(f"{n}={own['MISSING']}" for n in names) if names else ""
     return _HEAD_INSTANCE.format(**own, method=method, params=params, body=_indent(body, 8))
+
+
+def _resolve(own: dict[str, str], getters: str) -> str:
+    """An expression resolving every getter into a list (None for a dead receiver): held
+    there, every receiver alive when the send started lives until the send is over."""
+    if sys.version_info >= (3, 12):  # comprehensions are inlined (PEP 709): no extra frame
+        return f"[{own['get']}() for {own['get']} in {getters}]"
+    return f"[*{own['map']}({own['call']}, {getters})]"
+
+
+def _unrolled(own: dict[str, str], spelled: str) -> str:
+    blocks = []
+    for size in (2, 3):
+        local = [f"{own['receiver']}{index}" for index in range(size)]
+        blocks.append(
+            _UNROLLED.format(
+                count=own["count"],
+                size=size,
+                resolved="; ".join(f"{r} = {own['refs']}[{i}]()" for i, r in enumerate(local)),
+                alive=" and ".join(f"{r} is not None" for r in local),
+                pairs=", ".join(f"({r}, {r}({spelled}))" for r in local),
+            )
+        )
+    return "".join(blocks)
 
 
 def _indent(text: str, width: int) -> str:
@@ -291,6 +338,7 @@ def _globals(names: tuple[str, ...]) -> dict[str, Any]:
         "Exception": Exception,
         "len": len,
         "map": map,
+        "id": id,
         "install": install,
     }
     return {own[name]: value for name, value in helpers.items()}
