@@ -21,8 +21,7 @@ from collections.abc import Callable, Hashable, Iterable
 from types import MethodType
 from typing import Any
 
-from tocsin import _registry
-from tocsin.dispatcher import Connection, Signal
+from tocsin import Connection, Signal, _registry
 
 # The sender types a signal matches by value (see docs/guide.md, "Senders").
 _BY_VALUE = (str, bytes, int, bool)

@@ -25,8 +25,7 @@ import pytest
 # Before tocsin.testing is first imported, or the rewrite cannot apply.
 pytest.register_assert_rewrite("tocsin.testing")
 
-from tocsin import _snapshot  # noqa: E402
-from tocsin.dispatcher import Connection, Signal  # noqa: E402
+from tocsin import Connection, Signal, _snapshot  # noqa: E402
 from tocsin.testing import Capture, capture, muted  # noqa: E402
 
 __all__ = [

@@ -25,8 +25,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
 
-from tocsin import _registry, _snapshot, set_strict
-from tocsin.dispatcher import Signal
+from tocsin import Signal, _registry, _snapshot, set_strict
 
 if TYPE_CHECKING:
     from types import TracebackType
