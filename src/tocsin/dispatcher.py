@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from tocsin import _asyncio, _registry
 from tocsin._loops import compiled_loops, loops_for, refuse_reserved
+from tocsin._modules import check_duplicate
 from tocsin._references import (
     AnyConnection,
     Receiver,
@@ -413,6 +414,9 @@ class Signal:
         connect of the same (receiver or dispatch_uid, sender) pair does nothing. Returns the
         receiver, so ``@signal.connect`` works as a decorator.
         """
+        # Duplicate-import check (tocsin._modules): outside the lock, as warnings run any code.
+        if not dispatch_uid:  # a dispatch_uid names the connection: no copy can add another
+            check_duplicate(receiver, self)
         connection = self._new_connection(receiver, weak, dispatch_uid)
         key = connection_key(receiver, sender, dispatch_uid)
         connection.key = key
