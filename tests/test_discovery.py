@@ -118,7 +118,7 @@ def test_an_import_error_inside_the_signals_module_propagates_unchanged(site: Si
 
     site.write("wrong/__init__.py")
     site.write("wrong/signals.py", "raise ImportError('the payment gateway is not configured')\n")
-    with pytest.raises(ImportError, match="^the payment gateway is not configured$"):
+    with pytest.raises(ImportError, match=r"^the payment gateway is not configured$"):
         autodiscover("wrong")
 
 
@@ -147,7 +147,7 @@ def test_a_missing_package_raises_module_not_found_naming_it(site: Site) -> None
     assert e.value.name == "nowhere_to_be_found"
 
     site.write("real/__init__.py")
-    with pytest.raises(ModuleNotFoundError, match="no package named 'real.imaginary'") as e:
+    with pytest.raises(ModuleNotFoundError, match=r"no package named 'real\.imaginary'") as e:
         autodiscover("real.imaginary")
     assert e.value.name == "real.imaginary"
 
@@ -163,7 +163,7 @@ def test_a_missing_import_inside_the_package_is_not_mistaken_for_a_missing_packa
 
 
 def test_a_plain_module_is_refused_naming_it(shop: Site) -> None:
-    with pytest.raises(ValueError, match="'plain.models' is a module, not a package"):
+    with pytest.raises(ValueError, match=r"'plain\.models' is a module, not a package"):
         autodiscover("plain.models")
     with pytest.raises(TypeError, match="package names or modules; got 42"):
         autodiscover(42)  # type: ignore[arg-type]

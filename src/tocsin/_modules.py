@@ -21,7 +21,7 @@ are about where the function was *defined*, which is what matters here:
 The first receiver seen from a file records the module name it was defined under. A receiver
 defined by the same file under another name, while a module of that first name is still
 imported from the same file, is the duplicate: ``check_duplicate`` warns, once per pair of
-names. The common case costs two dict lookups and no allocation; nothing is kept per
+names and file. The common case costs two dict lookups and no allocation; nothing is kept per
 connection, and only one short entry per source file.
 """
 
@@ -57,8 +57,8 @@ _recorded_module = _module_of_file.get  # bound once: this is the whole of the f
 # meet here. Read and written only on a miss.
 _module_of_path: dict[str, str] = {}
 
-# (first name, second name) pairs already warned about.
-_reported: set[tuple[str, str]] = set()
+# (file, first name, second name) for each duplicate already warned about.
+_reported: set[tuple[str, str, str]] = set()
 
 
 def check_duplicate(receiver: object, signal: Signal) -> None:
@@ -85,13 +85,13 @@ def _examine(receiver: FunctionType, name: object, signal: Signal) -> None:
     if not isinstance(name, str) or receiver.__globals__.get("__file__") != file:
         return  # not defined by a module's own source file: exec'd code, a doctest...
     recorded = _module_of_file.get(file)
-    if recorded is not None and (recorded, name) in _reported:
+    if recorded is not None and (file, recorded, name) in _reported:
         return
     if recorded != name:
         path = os.path.normcase(os.path.realpath(file))
         first = _module_of_path.setdefault(path, name)
         if first != name:
-            if (first, name) in _reported:
+            if (file, first, name) in _reported:
                 return
             if _imported_from(first, path, receiver):
                 warnings.warn_explicit(
@@ -109,7 +109,7 @@ def _examine(receiver: FunctionType, name: object, signal: Signal) -> None:
                 )
                 # Recorded only once the warning was shown: when the filters turn it into an
                 # error, every connection from the second copy fails, not just the first.
-                _reported.add((first, name))
+                _reported.add((file, first, name))
                 return
             # The first copy is gone (unloaded, or its name now means another file): this
             # name owns the file from now on.
