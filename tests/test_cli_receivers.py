@@ -350,3 +350,29 @@ def test_json_and_mermaid_cannot_be_combined(capsys: pytest.CaptureFixture[str])
         main(["receivers", "tocsin", "--json", "--mermaid"])
     assert caught.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# --- docs/wiring.md ------------------------------------------------------------------------------
+
+WIRING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "wiring.md"
+
+
+def fenced_block(page: str, language: str, after: str) -> str:
+    """The first ```language block of ``page`` that comes after the text ``after``."""
+    start = page.index(after)
+    match = re.compile(rf"^```{language}\n(.*?)^```", re.DOTALL | re.MULTILINE).search(page, start)
+    assert match, f"no {language} block after {after!r}"
+    return match.group(1)
+
+
+def test_the_output_shown_in_the_docs_is_what_the_command_prints(tmp_path: Path) -> None:
+    page = WIRING_PAGE.read_text(encoding="utf-8")
+    # The page's first block writes the example application to a directory of its own.
+    setup = fenced_block(page, "python", "## The example application")
+    setup = setup.replace("root = Path(tempfile.mkdtemp())", f"root = Path({str(tmp_path)!r})")
+    setup = setup.replace("sys.path.insert(0, str(root))", "")
+    exec(compile(setup, str(WIRING_PAGE), "exec"), {})
+    text = run(tmp_path, "shop")
+    assert text.stdout == fenced_block(page, "text", "python -m tocsin receivers shop\n")
+    chart = run(tmp_path, "shop", "--mermaid")
+    assert chart.stdout == fenced_block(page, "mermaid", "`--mermaid` prints")
