@@ -13,7 +13,8 @@ are about where the function was *defined*, which is what matters here:
 
 - every function made by one ``def`` (closures from a factory) shares one origin;
 - a ``functools.wraps`` wrapper copies ``__module__`` from the function it wraps, but its
-  globals and code are those of the decorator's module, so ``__module__`` is never read;
+  globals and code are those of the decorator's module, so ``__module__`` alone decides
+  nothing: it only lets the common case skip reading the globals;
 - a function whose code does not come from its module's own file (``exec``/``compile`` with
   ``"<string>"``, doctests, code run in a namespace without ``__file__``) has no origin;
 - ``importlib.reload`` runs the file again under the same name: the same origin.
@@ -21,8 +22,9 @@ are about where the function was *defined*, which is what matters here:
 The first receiver seen from a file records the module name it was defined under. A receiver
 defined by the same file under another name, while a module of that first name is still
 imported from the same file, is the duplicate: ``check_duplicate`` warns, once per pair of
-names and file. The common case costs two dict lookups and no allocation; nothing is kept per
-connection, and only one short entry per source file.
+names and file. The common case (a function whose module's file is known under the name it
+says) costs one dict lookup and allocates nothing; nothing is kept per connection, and one
+short entry per source file.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class DuplicateReceiverWarning(UserWarning):
 
     Both copies of the module connect their receivers, so each send would call them twice.
     Import the module under one name only, or connect its receivers with a ``dispatch_uid``.
-    Turn the warning into an error (``-W error::tocsin.DuplicateReceiverWarning``) to make
-    such a connection fail instead: the check runs before anything is connected.
+    Turn the warning into an error (``warnings.simplefilter("error", DuplicateReceiverWarning)``)
+    to make such a connection fail instead: the check runs before anything is connected.
     """
 
 
@@ -68,20 +70,22 @@ def check_duplicate(receiver: object, signal: Signal) -> None:
     Only plain functions are checked: they are what ``@receiver`` decorates in a module.
     Called by ``Signal.connect`` outside its lock, since warning filters may run any code.
     """
-    if type(receiver) is FunctionType:
-        try:
-            name = receiver.__globals__["__name__"]
-        except KeyError:
-            return  # defined in a bare namespace (exec with a fresh dict): no module at all
-        if _recorded_module(receiver.__code__.co_filename) is not name:
-            _examine(receiver, name, signal)
+    # __module__ is the cheapest name to read, and the right one for all but wrappers made
+    # by functools.wraps, which copy it from the function they wrap: those take the slow
+    # path, which reads the defining module's name from the globals, and find nothing wrong.
+    if (
+        type(receiver) is FunctionType
+        and _recorded_module(receiver.__code__.co_filename) is not receiver.__module__
+    ):
+        _examine(receiver, signal)
 
 
-def _examine(receiver: FunctionType, name: object, signal: Signal) -> None:
+def _examine(receiver: FunctionType, signal: Signal) -> None:
     """The slow path of ``check_duplicate``: a file seen for the first time, or under a name
     other than the one first recorded for it."""
     code = receiver.__code__
     file = code.co_filename
+    name = receiver.__globals__.get("__name__")
     if not isinstance(name, str) or receiver.__globals__.get("__file__") != file:
         return  # not defined by a module's own source file: exec'd code, a doctest...
     recorded = _module_of_file.get(file)
