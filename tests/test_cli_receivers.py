@@ -278,6 +278,20 @@ def test_a_target_that_fails_gets_one_line_and_status_1_and_the_rest_is_listed(
     assert len(json.loads(json_result.stdout)) == 3  # stdout stays one valid document
 
 
+def test_a_target_that_exits_or_fails_with_a_long_message_still_gets_one_line(
+    project: Path,
+) -> None:
+    (project / "quits.py").write_text("raise SystemExit('set SHOP_DATABASE first')\n")
+    (project / "wordy.py").write_text("raise RuntimeError('first line\\n  second line')\n")
+    result = run(project, "quits", "wordy", "shop")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "python -m tocsin receivers: cannot import 'quits': SystemExit: set SHOP_DATABASE first",
+        "python -m tocsin receivers: cannot import 'wordy': RuntimeError: first line second line",
+    ]
+    assert result.stdout == EXPECTED_TEXT
+
+
 def test_a_failing_signals_module_inside_a_target_is_reported(project: Path) -> None:
     (project / "shop" / "payments" / "signals.py").write_text(
         "from shop.events import no_such_signal\n", encoding="utf-8"
@@ -319,8 +333,8 @@ def test_entry_points_are_loaded_only_when_asked(project: Path) -> None:
     failed = run(project, "shop", "--entry-points")
     assert failed.returncode == 1
     assert failed.stderr.startswith(
-        "python -m tocsin receivers: cannot load the tocsin.receivers entry points: entry point "
-        "'points' = 'loyalty' of distribution 'loyalty'"
+        "python -m tocsin receivers: cannot load the tocsin.receivers entry points: ImportError: "
+        "entry point 'points' = 'loyalty' of distribution 'loyalty'"
     )
     assert failed.stdout == EXPECTED_TEXT
 

@@ -65,13 +65,13 @@ def import_targets(
             module = importlib.import_module(target)
             if hasattr(module, "__path__"):
                 autodiscover(module, recursive=True)
-        except Exception as error:
-            errors.append(f"cannot import {target!r}: {type(error).__name__}: {error}")
+        except (Exception, SystemExit) as error:  # a module may sys.exit() when unconfigured
+            errors.append(f"cannot import {target!r}: {_one_line(error)}")
     if entry_points:
         try:
             load_entry_points()
-        except Exception as error:
-            errors.append(f"cannot load the tocsin.receivers entry points: {error}")
+        except (Exception, SystemExit) as error:
+            errors.append(f"cannot load the tocsin.receivers entry points: {_one_line(error)}")
     prefixes = tuple(f"{target}." for target in targets)
     modules = [
         module
@@ -80,6 +80,11 @@ def import_targets(
         and (name not in before or name in targets or name.startswith(prefixes))
     ]
     return modules, errors
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: message``, with any line breaks of the message folded into spaces."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def find_signals(modules: Iterable[ModuleType]) -> list[tuple[str, Signal]]:
