@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gc
+import importlib
+import sys
+import textwrap
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -60,3 +65,53 @@ def _assert_no_bookkeeping(signal: Signal) -> None:
 def assert_no_bookkeeping() -> Callable[[Signal], None]:
     """A check that nothing is left of a signal's connections and its ledger is consistent."""
     return _assert_no_bookkeeping
+
+
+class Site:
+    """A directory on ``sys.path`` where a test writes throwaway modules and packages."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # Appended to names that must differ from one test to the next: what is recorded
+        # once per process (entry points loaded, say) outlives the modules themselves.
+        self.tag = uuid.uuid4().hex[:8]
+
+    def write(self, relative: str, source: str = "") -> Path:
+        """Write ``source`` (dedented) to ``relative`` under the root; return its path."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+        importlib.invalidate_caches()  # the import system caches directory listings
+        return path
+
+    def forget(self) -> None:
+        """Take the site off ``sys.path`` and forget every module imported from it."""
+        root = str(self.root)
+        sys.path[:] = [entry for entry in sys.path if not entry.startswith(root)]
+        for entry in [key for key in sys.path_importer_cache if key.startswith(root)]:
+            del sys.path_importer_cache[entry]
+        for name in [name for name, module in sys.modules.items() if self.owns(module)]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+    def owns(self, module: object) -> bool:
+        """Whether ``module`` was imported from this site."""
+        locations = [getattr(module, "__file__", None) or ""]
+        locations += list(getattr(module, "__path__", None) or [])
+        return any(str(location).startswith(str(self.root)) for location in locations)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A fresh directory first on ``sys.path``; afterwards the path entry goes, and so does
+    every module imported from it, so that tests stay independent."""
+    root = tmp_path / "site"
+    root.mkdir()
+    site = Site(root)
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield site
+    finally:
+        site.forget()
+        gc.collect()  # here, not later: the modules' receivers and signals die together

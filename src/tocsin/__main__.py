@@ -147,6 +147,72 @@ def _register_bench(
 _COMMANDS.append(_register_bench)
 
 
+def _receivers(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from tocsin import _wiring
+
+    # Like ``python -m``, so that the console script finds the application's own packages.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    modules, errors = _wiring.import_targets(args.targets, args.entry_points)
+    for error in errors:
+        print(f"python -m tocsin receivers: {error}", file=sys.stderr)
+    described = _wiring.describe(_wiring.find_signals(modules), include_idle=args.all)
+    if args.json:
+        print(json.dumps(described, indent=2))
+    elif args.mermaid:
+        print(_wiring.format_mermaid(described), end="")
+    else:
+        print(_wiring.format_text(described), end="")
+    return 1 if errors else 0
+
+
+def _register_receivers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> tuple[str, str]:
+    help_text = "import an application's modules and show which receivers listen to which signal"
+    parser = commands.add_parser(
+        "receivers",
+        help=help_text,
+        description=help_text + ". Lists the catalogue's signals and the signals defined at "
+        "module level or as class attributes in what the targets import, each with its live "
+        "connections: receiver, file and line, sender, weak or strong, dispatch_uid, sync or "
+        "async. Exits with status 1 if a target fails to import.",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="a dotted module or package name; a package's signals modules are imported too, "
+        "in every subpackage",
+    )
+    parser.add_argument(
+        "--entry-points",
+        action="store_true",
+        help="also load what installed distributions declare under the tocsin.receivers "
+        "entry-point group",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="also list the signals nobody listens to"
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", help="print one JSON list, one object per signal"
+    )
+    output.add_argument(
+        "--mermaid",
+        action="store_true",
+        help="print a Mermaid flowchart: signal -> receiver, receivers grouped by module",
+    )
+    parser.set_defaults(handler=_receivers)
+    return "receivers", help_text
+
+
+_COMMANDS.append(_register_receivers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, helps = _build_parser()
     args = parser.parse_args(argv)

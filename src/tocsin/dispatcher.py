@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from tocsin import _asyncio, _registry, _sendcode
 from tocsin._ledger import Ledger
+from tocsin._modules import check_duplicate
 from tocsin._plan import Plan
 from tocsin._references import (
     Receiver,
@@ -161,6 +162,8 @@ class Signal:
         ledger = self._ledger
         if ledger.unsent:
             ledger.issue_warnings(stacklevel=3)
+        if not dispatch_uid:  # a dispatch_uid names the connection: no copy can add another
+            check_duplicate(receiver, self)  # a module imported twice (see tocsin._modules)
         if not callable(receiver):
             raise TypeError(
                 f"Signal receivers must be callable. {self!r}.connect() got "
