@@ -5,6 +5,7 @@ The public names live here; everything else in the package is an implementation 
 
 from tocsin._asyncio import set_async_to_sync, set_sync_to_async
 from tocsin._registry import set_strict
+from tocsin.commit import on_commit
 from tocsin.dispatcher import (
     Argument,
     Connection,
@@ -21,6 +22,7 @@ __all__ = [
     "ReceiverCollectedWarning",
     "Signal",
     "__version__",
+    "on_commit",
     "receiver",
     "set_async_to_sync",
     "set_strict",
