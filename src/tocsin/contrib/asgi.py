@@ -5,11 +5,12 @@ receive, send)``) and each HTTP request sends what Django's ASGI handler sends:
 
 - ``request_started(scope=scope)`` with ``asend``, before the application is called;
 - ``got_request_exception(request=scope)``, sender None, when the application raises. As in
-  Django, it is sent with ``send_robust`` inside the ``except`` block, so ``sys.exc_info()``
-  gives receivers the exception: it runs in a worker thread in which the exception is being
-  handled again (as asgiref's ``sync_to_async`` does for Django), so the event loop is not
-  blocked. Being a send from sync code, it runs async receivers as ``send`` does (see
-  docs/async.md). The exception then propagates to the server;
+  Django, it is sent with ``send_robust`` inside an ``except`` block, so ``sys.exc_info()``
+  gives sync receivers the exception: the send runs in a worker thread in which the
+  exception is being handled again (as asgiref's ``sync_to_async`` does for Django), so the
+  event loop is not blocked. Being a send from sync code, it runs async receivers as
+  ``send`` does (see docs/async.md), each in a task of its own. The exception then
+  propagates to the server;
 - ``request_finished()`` with ``asend``, exactly once per request: after the last message
   of the response has been handed to the server, or when the application learns that the
   client disconnected (``http.disconnect``), or when the application returns or raises

@@ -7,7 +7,7 @@ WSGI handler sends:
 - ``got_request_exception(request=environ)``, sender None, when the application raises, or
   its response iterable raises while the server reads it or closes it. It is sent with
   ``send_robust``, as Django does, from inside the ``except`` block, so ``sys.exc_info()``
-  gives receivers the exception; the exception then propagates to the server, which
+  gives (sync) receivers the exception; the exception then propagates to the server, which
   answers 500 if it has not started the response yet;
 - ``request_finished()`` once per request: when the server calls ``close()`` on the
   response iterable (PEP 3333 requires it to, whether the response was sent in full or the
