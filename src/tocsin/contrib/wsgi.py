@@ -28,31 +28,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tocsin import catalogue
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment as Environ
+
 __all__ = ["SignalMiddleware"]
 
-Environ = dict[str, Any]
 T = TypeVar("T")
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-
-
-class StartResponse(Protocol):
-    """The ``start_response`` callable a WSGI server passes to the application."""
-
-    def __call__(
-        self,
-        status: str,
-        headers: list[tuple[str, str]],
-        exc_info: ExcInfo | None = ...,
-        /,
-    ) -> Callable[[bytes], object]: ...
-
-
-WSGIApplication = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 class _Finish:
