@@ -446,4 +446,4 @@ def test_the_integration_pages_sqlalchemy_examples_run(tmp_path: Path, monkeypat
     assert blocks, "the page shows no SQLAlchemy example"
     namespace: dict[str, Any] = {"__name__": "docs_integrations_sqlalchemy"}
     for line, source in blocks:
-        exec(compile("\n" * (line - 1) + source, str(PAGE), "exec"), namespace)
+        exec(compile("\n" * (line - 1) + source, str(PAGE), "exec", dont_inherit=True), namespace)
