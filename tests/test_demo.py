@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import queue
 import signal
 import subprocess
@@ -10,22 +9,30 @@ import sys
 import threading
 import urllib.request
 
-from tocsin.demo.run import main
+import pytest
 
 TIMEOUT = 60
 
 
-def test_the_demo_command_shows_every_signal_and_exits_0() -> None:
-    finished = subprocess.run(
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    """One run of ``python -m tocsin demo``, in a process of its own as a user would run it
+    (importing the demo's receivers connects them for good)."""
+    return subprocess.run(
         [sys.executable, "-m", "tocsin", "demo"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
         check=False,
     )
-    assert finished.returncode == 0, finished.stderr
-    assert finished.stderr == ""  # the failing request's traceback is not shown, its signal is
-    output = finished.stdout
+
+
+def test_the_demo_command_shows_every_signal_and_exits_0(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stderr == ""  # the failing request's traceback is not shown, its signal is
+    output = demo.stdout
     for expected in (
         "POST /pizzas name=margherita  ->  201 Created",
         "request_started        sender=SignalMiddleware  environ=<WSGI environ: POST /pizzas>",
@@ -40,16 +47,15 @@ def test_the_demo_command_shows_every_signal_and_exits_0() -> None:
     assert output.count("request_started") == output.count("request_finished") == 4
 
 
-def test_each_request_lists_its_signals_in_the_order_they_fired() -> None:
-    out = io.StringIO()
-    assert main(out=out) == 0
-    creation = out.getvalue().split("\n\n")[1].splitlines()
-    assert [line.split()[0] for line in creation[1:]] == [
-        "request_started",
-        "connection_created",
-        "pre_save",
-        "post_save",
-        "request_finished",
+def test_each_request_lists_its_signals_in_the_order_they_fired(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    requests = [block.splitlines() for block in demo.stdout.split("\n\n")[1:-1]]
+    assert [[line.split()[0] for line in block[1:]] for block in requests] == [
+        ["request_started", "connection_created", "pre_save", "post_save", "request_finished"],
+        ["request_started", "connection_created", "pre_save", "post_save", "request_finished"],
+        ["request_started", "connection_created", "pre_delete", "post_delete", "request_finished"],
+        ["request_started", "got_request_exception", "request_finished"],
     ]
 
 

@@ -136,6 +136,7 @@ def test_saving_around_sqlite3_lets_receivers_see_the_row_only_after_the_write()
     finally:
         catalogue.pre_save.disconnect(count_rows, sender=Pizza)
         catalogue.post_save.disconnect(count_rows, sender=Pizza)
+        database.close()
     assert counts == [("pre_save", 0), ("post_save", 1)]
 
 
