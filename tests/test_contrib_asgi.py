@@ -148,6 +148,22 @@ def test_an_app_that_raises_before_responding_reports_then_finishes(hear: Any) -
     assert "_report_in_this_thread" not in frames
 
 
+def test_an_app_that_raises_midway_through_its_response_reports_then_finishes_once(
+    hear: Any,
+) -> None:
+    heard = hear(*REQUEST_SIGNALS)
+    client = Client(heard)
+
+    async def fails_midway(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        raise OSError("oven broken")
+
+    with pytest.raises(OSError, match="oven broken"):
+        asyncio.run(SignalMiddleware(fails_midway)(http_scope(), client.receive, client.send))
+    assert heard.names() == ["request_started", "got_request_exception", "request_finished"]
+
+
 def test_an_app_that_raises_after_responding_reports_without_finishing_twice(
     hear: Any,
 ) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 
@@ -88,3 +90,24 @@ def test_with_a_port_the_demo_serves_a_browser_until_interrupted() -> None:
         process.stdout.close()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_a_port_in_use_is_a_clear_error(held_port: int) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "tocsin", "demo", "--port", str(held_port)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert f"cannot serve on port {held_port}" in finished.stderr
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that a listening socket holds for the test."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]

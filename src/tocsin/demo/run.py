@@ -61,7 +61,11 @@ def main(port: int | None = None, out: TextIO | None = None) -> int:
         app = make_app(Path(folder) / "shop.sqlite3")
         # Driving, the failing request's traceback would only alarm: the signals show it.
         handler = _quiet_handler(io.StringIO() if port is None else sys.stderr)
-        server = make_server("127.0.0.1", port or 0, app, _Server, handler)
+        try:
+            server = make_server("127.0.0.1", port or 0, app, _Server, handler)
+        except OSError as error:
+            print(f"python -m tocsin demo: cannot serve on port {port}: {error}", file=sys.stderr)
+            return 2
         url = f"http://127.0.0.1:{server.server_port}"
         try:
             if port is None:
