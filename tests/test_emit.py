@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import sqlite3
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import tocsin
 from tocsin import Signal, catalogue
 from tocsin.emit import changing_m2m, deleting, model_signals, saving
 
@@ -365,6 +367,136 @@ def test_model_signals_sends_again_for_an_object_built_inside_init(heard: Heard)
         ("post_init", Item),
         ("post_init", Basket),
     ]
+
+
+# --- async with -----------------------------------------------------------------------------------
+
+
+def test_every_helper_works_with_async_with(heard: Heard) -> None:
+    pizza = Pizza()
+
+    async def store() -> None:
+        async with saving(pizza, created=True):
+            heard.mark("saved")
+        async with deleting(pizza):
+            heard.mark("deleted")
+        async with changing_m2m(pizza, "add", model=Topping, pk_set=[1]):
+            heard.mark("linked")
+
+    asyncio.run(store())
+    assert heard.names() == [
+        "pre_save",
+        "saved",
+        "post_save",
+        "pre_delete",
+        "deleted",
+        "post_delete",
+        "m2m_changed",
+        "linked",
+        "m2m_changed",
+    ]
+
+
+def test_async_saving_runs_async_receivers_on_the_loop_and_never_blocks_it() -> None:
+    loop: list[asyncio.AbstractEventLoop] = []
+    log: list[str] = []
+
+    async def index_search(sender: object, instance: Pizza, **kwargs: Any) -> None:
+        log.append(f"async receiver on the caller's loop: {asyncio.get_running_loop() is loop[0]}")
+
+    def wait_for_the_loop(sender: object, **kwargs: Any) -> None:
+        # Run on the loop's thread, this would wait for itself; asend runs it in a worker.
+        ready = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, "loop free"), loop[0])
+        log.append(ready.result(timeout=10))
+
+    async def save() -> None:
+        loop.append(asyncio.get_running_loop())
+        async with saving(Pizza(), created=True):
+            pass
+
+    catalogue.post_save.connect(index_search, sender=Pizza)
+    catalogue.post_save.connect(wait_for_the_loop, sender=Pizza)
+    try:
+        asyncio.run(save())
+    finally:
+        catalogue.post_save.disconnect(index_search, sender=Pizza)
+        catalogue.post_save.disconnect(wait_for_the_loop, sender=Pizza)
+    assert log == ["loop free", "async receiver on the caller's loop: True"]
+
+
+def test_async_saving_sends_no_post_save_when_the_block_raises(heard: Heard) -> None:
+    async def store() -> None:
+        async with saving(Pizza(), created=True):
+            raise sqlite3.IntegrityError("UNIQUE constraint failed")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        asyncio.run(store())
+    assert heard.names() == ["pre_save"]
+
+
+def test_a_helper_serves_one_block(heard: Heard) -> None:
+    block = saving(Pizza(), created=True)
+    with block:
+        pass
+    with pytest.raises(RuntimeError, match="pre_save block was already entered"), block:
+        pass
+
+
+# --- defer= ---------------------------------------------------------------------------------------
+
+
+def test_defer_collects_the_post_signal_in_the_batch_and_sends_pre_at_once(heard: Heard) -> None:
+    pizza = Pizza()
+    with tocsin.on_commit() as batch:
+        with saving(pizza, created=True, defer=batch):
+            heard.mark("saved")
+        with deleting(pizza, defer=batch):
+            heard.mark("deleted")
+        with changing_m2m(pizza, "clear", model=Topping, defer=batch):
+            heard.mark("cleared")
+        heard.mark("block ends")
+    assert heard.names() == [
+        "pre_save",
+        "saved",
+        "pre_delete",
+        "deleted",
+        "m2m_changed",
+        "cleared",
+        "block ends",
+        "post_save",
+        "post_delete",
+        "m2m_changed",
+    ]
+    assert heard[-1][2]["action"] == "post_clear"
+
+
+def test_deferred_signals_are_dropped_with_a_failing_batch(heard: Heard) -> None:
+    with pytest.raises(LookupError), tocsin.on_commit() as batch:
+        with saving(Pizza(), created=True, defer=batch):
+            pass
+        raise LookupError("the order fell through")
+    assert heard.names() == ["pre_save"]
+
+
+def test_async_with_and_defer_work_together(heard: Heard) -> None:
+    async def store() -> None:
+        async with tocsin.on_commit() as batch:
+            async with saving(Pizza(), created=True, defer=batch):
+                pass
+            heard.mark("block ends")
+
+    asyncio.run(store())
+    assert heard.names() == ["pre_save", "block ends", "post_save"]
+
+
+def test_defer_refuses_a_closed_batch_or_something_else_before_sending(heard: Heard) -> None:
+    with tocsin.on_commit() as batch:
+        pass
+    with pytest.raises(RuntimeError, match=r"saving\(defer=.*the batch is not open"):
+        saving(Pizza(), created=True, defer=batch)
+    with pytest.raises(TypeError, match=r"takes a batch from tocsin.on_commit\(\); got 'later'"):
+        deleting(Pizza(), defer="later")  # type: ignore[arg-type]
+    assert heard.names() == []
 
 
 # --- the helpers agree with the catalogue -------------------------------------------------------

@@ -8,6 +8,7 @@ from tocsin._ledger import ReceiverCollectedWarning
 from tocsin._modules import DuplicateReceiverWarning
 from tocsin._registry import set_strict
 from tocsin.arguments import Argument
+from tocsin.commit import on_commit
 from tocsin.discovery import autodiscover, load_entry_points
 from tocsin.dispatcher import Connection, Signal, receiver
 
@@ -22,6 +23,7 @@ __all__ = [
     "__version__",
     "autodiscover",
     "load_entry_points",
+    "on_commit",
     "receiver",
     "set_async_to_sync",
     "set_strict",

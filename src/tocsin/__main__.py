@@ -19,6 +19,8 @@ tocsin {version}: Django's signals for any Python program.
   Signal, @receiver          connect, disconnect, send, send_robust, asend, asend_robust
   tocsin.catalogue           every Django builtin signal, with its declared arguments
   tocsin.emit                send the model signals around your own saves and deletes
+  tocsin.on_commit           send only once the work is committed
+  tocsin.contrib             WSGI and ASGI middleware, sqlite3 and SQLAlchemy as senders
 
 Commands:
 {commands}
@@ -211,6 +213,35 @@ def _register_receivers(
 
 
 _COMMANDS.append(_register_receivers)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tocsin.demo.run import main as run_demo
+
+    return run_demo(port=args.port)
+
+
+def _register_demo(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> tuple[str, str]:
+    help_text = "run a small sqlite-backed WSGI shop and print each signal it fires"
+    parser = commands.add_parser(
+        "demo",
+        help=help_text,
+        description=help_text + ". Without --port it drives a few requests against itself "
+        "(create, update, delete, a failing request) and exits.",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        metavar="N",
+        help="keep serving on 127.0.0.1:N for a browser until Ctrl-C (0: any free port)",
+    )
+    parser.set_defaults(handler=_demo)
+    return "demo", help_text
+
+
+_COMMANDS.append(_register_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,17 +14,26 @@ order, so that receivers written for Django's models work unchanged:
 A ``post_`` signal only follows a block that finished: when the block raises, the exception
 propagates and no ``post_`` signal is sent, as when Django's save or delete fails. The sender
 is the instance's class unless one is given.
+
+The context managers work with ``with`` (sending with ``send``) and with ``async with``
+(sending with ``asend``, so a coroutine that saves never blocks its event loop on the
+receivers). Given ``defer=batch`` (a batch from ``tocsin.on_commit()`` or an integration's
+``on_commit``), the ``post_`` signal is collected in the batch instead of sent, and goes out
+when the batch commits; the ``pre_`` signal is always sent at once, since it must run before
+the work it announces.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable
 from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
 from tocsin import catalogue
+from tocsin.commit import Batch
+from tocsin.dispatcher import Signal
 
 __all__ = ["DEFAULT_DB_ALIAS", "M2MChange", "changing_m2m", "deleting", "model_signals", "saving"]
 
@@ -40,7 +49,88 @@ _M2M_ACTIONS: Final[dict[str, tuple[str, str]]] = {
 ClassT = TypeVar("ClassT", bound=type)
 
 
-@contextmanager
+class _Around:
+    """Send one signal when a block starts and another when it finishes without an exception.
+
+    Works as ``with`` (``send``) and as ``async with`` (``asend``), once. The second send
+    goes into ``defer`` instead, when a batch is given.
+    """
+
+    __slots__ = ("_after", "_before", "_defer", "_used")
+
+    def __init__(
+        self,
+        before: tuple[Signal, object, dict[str, Any]],
+        after: tuple[Signal, object, dict[str, Any]],
+        defer: Batch | None,
+    ) -> None:
+        self._before = before
+        self._after = after
+        self._defer = defer
+        self._used = False
+
+    def _start(self) -> tuple[Signal, object, dict[str, Any]]:
+        if self._used:
+            signal, _, _ = self._before
+            raise RuntimeError(
+                f"this {signal.name} block was already entered: call the helper again for "
+                "each operation"
+            )
+        self._used = True
+        return self._before
+
+    def __enter__(self) -> None:
+        signal, sender, named = self._start()
+        signal.send(sender, **named)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            signal, sender, named = self._after
+            if self._defer is not None:
+                self._defer.send(signal, sender, **named)
+            else:
+                signal.send(sender, **named)
+
+    async def __aenter__(self) -> None:
+        signal, sender, named = self._start()
+        await signal.asend(sender, **named)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            signal, sender, named = self._after
+            if self._defer is not None:
+                self._defer.send(signal, sender, **named)
+            else:
+                await signal.asend(sender, **named)
+
+
+def _deferring_to(defer: object, helper: str) -> Batch | None:
+    """Check ``defer=`` when the helper is called, before anything is sent."""
+    if defer is None:
+        return None
+    if not isinstance(defer, Batch):
+        raise TypeError(
+            f"{helper}(defer=...) takes a batch from tocsin.on_commit(); got {defer!r} "
+            f"({type(defer).__name__})"
+        )
+    if not defer.is_open:
+        raise RuntimeError(
+            f"{helper}(defer={defer!r}): the batch is not open; call {helper}() inside its "
+            "with block"
+        )
+    return defer
+
+
 def saving(
     instance: object,
     *,
@@ -49,47 +139,55 @@ def saving(
     raw: bool = False,
     using: str = DEFAULT_DB_ALIAS,
     update_fields: Iterable[str] | None = None,
-) -> Iterator[None]:
+    defer: Batch | None = None,
+) -> _Around:
     """Send ``pre_save`` on entry and ``post_save`` when the block finishes.
 
     ``created`` tells ``post_save`` receivers whether the block inserted a new record (True)
     or updated an existing one (False). ``sender`` defaults to ``type(instance)``; ``raw``
     is True when the object is stored exactly as given (loading a dump or a fixture);
     ``update_fields`` names the fields written when only some are, and reaches receivers as
-    a frozenset, as in Django. If the block raises, ``post_save`` is not sent.
+    a frozenset, as in Django. If the block raises, ``post_save`` is not sent. With
+    ``defer=batch``, ``post_save`` is collected in the batch. Returns the context manager,
+    for ``with`` or ``async with``.
     """
+    batch = _deferring_to(defer, "saving")
     fields = None if update_fields is None else frozenset(update_fields)
     arguments = {"instance": instance, "raw": raw, "using": using, "update_fields": fields}
     model = type(instance) if sender is None else sender
-    catalogue.pre_save.send(model, **arguments)
-    yield
-    catalogue.post_save.send(model, created=created, **arguments)
+    return _Around(
+        (catalogue.pre_save, model, arguments),
+        (catalogue.post_save, model, {"created": created, **arguments}),
+        batch,
+    )
 
 
-@contextmanager
 def deleting(
     instance: object,
     *,
     sender: object = None,
     using: str = DEFAULT_DB_ALIAS,
     origin: object = None,
-) -> Iterator[None]:
+    defer: Batch | None = None,
+) -> _Around:
     """Send ``pre_delete`` on entry and ``post_delete`` when the block finishes.
 
     ``origin`` is what the deletion started from: the instance itself (the default) or the
     query, collection or parent object whose deletion took this instance with it.
     ``sender`` defaults to ``type(instance)``. If the block raises, ``post_delete`` is not
-    sent.
+    sent. With ``defer=batch``, ``post_delete`` is collected in the batch. Returns the
+    context manager, for ``with`` or ``async with``.
     """
+    batch = _deferring_to(defer, "deleting")
     arguments = {
         "instance": instance,
         "using": using,
         "origin": instance if origin is None else origin,
     }
     model = type(instance) if sender is None else sender
-    catalogue.pre_delete.send(model, **arguments)
-    yield
-    catalogue.post_delete.send(model, **arguments)
+    return _Around(
+        (catalogue.pre_delete, model, arguments), (catalogue.post_delete, model, arguments), batch
+    )
 
 
 def _pk_set_for(change: str, pk_set: Iterable[Hashable] | None) -> set[Hashable] | None:
@@ -106,7 +204,6 @@ def _pk_set_for(change: str, pk_set: Iterable[Hashable] | None) -> set[Hashable]
     return set(pk_set)
 
 
-@contextmanager
 def changing_m2m(
     instance: object,
     change: M2MChange,
@@ -117,7 +214,8 @@ def changing_m2m(
     reverse: bool = False,
     using: str = DEFAULT_DB_ALIAS,
     raw: bool = False,
-) -> Iterator[None]:
+    defer: Batch | None = None,
+) -> _Around:
     """Send ``m2m_changed`` before and after a change to a many-to-many relation.
 
     ``change`` is "add", "remove" or "clear"; receivers get ``pre_<change>`` on entry and
@@ -128,9 +226,11 @@ def changing_m2m(
 
     Django's sender is the relation's intermediate ("through") model; pass your link
     table's class or name as ``sender`` to match. Without one, the sender is
-    ``type(instance)``.
+    ``type(instance)``. With ``defer=batch``, the ``post_`` send is collected in the batch.
+    Returns the context manager, for ``with`` or ``async with``.
     """
     keys = _pk_set_for(change, pk_set)
+    batch = _deferring_to(defer, "changing_m2m")
     before, after = _M2M_ACTIONS[change]
     arguments = {
         "instance": instance,
@@ -141,9 +241,11 @@ def changing_m2m(
         "raw": raw,
     }
     through = type(instance) if sender is None else sender
-    catalogue.m2m_changed.send(through, action=before, **arguments)
-    yield
-    catalogue.m2m_changed.send(through, action=after, **arguments)
+    return _Around(
+        (catalogue.m2m_changed, through, {"action": before, **arguments}),
+        (catalogue.m2m_changed, through, {"action": after, **arguments}),
+        batch,
+    )
 
 
 # The ids of the objects whose signalling __init__ is running in this context. A decorated
