@@ -23,7 +23,8 @@ class Stats:
     """A bridge's counts since it was created."""
 
     sent: int
-    """Messages the broker accepted from this bridge."""
+    """Messages the broker accepted from this bridge (under ``publish_on``, the messages
+    handed to the user's transaction, which may yet roll back)."""
     received: int
     """Messages from other bridges delivered to this process's receivers."""
     dropped: int
