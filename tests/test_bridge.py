@@ -503,10 +503,11 @@ def test_bad_arguments_are_refused_with_clear_errors(transport: MemoryTransport)
         bridge.listen(Signal(name="named"))
     with pytest.raises(ValueError, match="max_pending"):
         Bridge(transport, max_pending=0)
-    with pytest.raises(TypeError, match="publish_on\\(\\) needs a transport"):
-        with bridge.publish_on(object()):
-            pass
-    with bridge:
-        with pytest.raises(RuntimeError, match="already running"):
-            bridge.start()
+    with (
+        pytest.raises(TypeError, match=r"publish_on\(\) needs a transport"),
+        bridge.publish_on(object()),
+    ):
+        pass
+    with bridge, pytest.raises(RuntimeError, match="already running"):
+        bridge.start()
     bridge.stop()  # stopping a stopped bridge does nothing

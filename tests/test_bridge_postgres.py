@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'tocsin[postgres]'")
 
-import psycopg  # noqa: E402
+import psycopg
+from bridge_peer import three_processes
 
-from benchmarks.brokers import PostgresServer, Unavailable  # noqa: E402
-from bridge_peer import three_processes  # noqa: E402
-from tocsin import Signal  # noqa: E402
-from tocsin.bridge import Bridge, MemoryTransport, incoming  # noqa: E402
-from tocsin.bridge.postgres import PostgresTransport  # noqa: E402
+from benchmarks.brokers import PostgresServer, Unavailable
+from tocsin import Signal
+from tocsin.bridge import Bridge, MemoryTransport, incoming
+from tocsin.bridge.postgres import PostgresTransport
 
 WAIT = 20.0
 
@@ -102,17 +102,23 @@ def test_publish_on_needs_a_psycopg_connection(server: PostgresServer) -> None:
 
     async def try_async() -> None:
         async with await psycopg.AsyncConnection.connect(server.dsn) as connection:
-            with pytest.raises(TypeError, match="AsyncConnection cannot be used"):
-                with bridge.publish_on(connection):
-                    pass
+            with (
+                pytest.raises(TypeError, match="AsyncConnection cannot be used"),
+                bridge.publish_on(connection),
+            ):
+                pass
 
     asyncio.run(try_async())
-    with pytest.raises(TypeError, match="takes a psycopg Connection"):
-        with bridge.publish_on("dbname=postgres"):
-            pass
-    with pytest.raises(TypeError, match="publish_on\\(\\) needs a transport"):
-        with Bridge(MemoryTransport()).publish_on(object()):
-            pass
+    with (
+        pytest.raises(TypeError, match="takes a psycopg Connection"),
+        bridge.publish_on("dbname=postgres"),
+    ):
+        pass
+    with (
+        pytest.raises(TypeError, match=r"publish_on\(\) needs a transport"),
+        Bridge(MemoryTransport()).publish_on(object()),
+    ):
+        pass
 
 
 def test_a_message_over_the_notify_limit_is_refused_at_the_send(server: PostgresServer) -> None:

@@ -16,11 +16,12 @@ pytest.importorskip(
     "redis", reason="the redis client is not installed: pip install 'tocsin[redis]'"
 )
 
-from benchmarks.brokers import RedisServer, Unavailable, free_port  # noqa: E402
-from bridge_peer import three_processes  # noqa: E402
-from tocsin import Signal  # noqa: E402
-from tocsin.bridge import Bridge, incoming  # noqa: E402
-from tocsin.bridge.redis import RedisTransport  # noqa: E402
+from bridge_peer import three_processes
+
+from benchmarks.brokers import RedisServer, Unavailable, free_port
+from tocsin import Signal
+from tocsin.bridge import Bridge, incoming
+from tocsin.bridge.redis import RedisTransport
 
 WAIT = 20.0
 
