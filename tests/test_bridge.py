@@ -511,3 +511,19 @@ def test_bad_arguments_are_refused_with_clear_errors(transport: MemoryTransport)
     with bridge, pytest.raises(RuntimeError, match="already running"):
         bridge.start()
     bridge.stop()  # stopping a stopped bridge does nothing
+
+
+def test_a_bridge_made_before_a_fork_takes_a_new_id_when_started_in_the_child(
+    transport: MemoryTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = Side(transport), Side(transport)
+    a.bridge.forward(a.signal)
+    b.bridge.listen(b.signal)
+    made_in_parent = a.bridge.id
+    child_pid = os.getpid() + 1
+    monkeypatch.setattr(os, "getpid", lambda: child_pid)  # what a forked child would see
+    with a.bridge, b.bridge:
+        a.signal.send(None, n=1)
+        _, _, origin = b.inbox.next()
+    assert a.bridge.id != made_in_parent
+    assert origin is not None and (origin.bridge, origin.pid) == (a.bridge.id, child_pid)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from tocsin import _registry
 from tocsin.bridge._envelope import Envelopes, Incoming, delivering, open_envelope
@@ -86,7 +87,8 @@ class Bridge:
         self.transport = transport
         self.codec: Codec = JsonCodec() if codec is None else codec
         self.id = uuid.uuid4().hex
-        """This bridge's id, unique across processes; messages carry it (``Incoming.bridge``)."""
+        """This bridge's id, unique across processes; messages carry it (``Incoming.bridge``).
+        A bridge made before a fork gets a new one when it starts in the child."""
         self._max_pending = max_pending
         self._envelopes = Envelopes(self.id)
         self._lock = threading.Lock()
@@ -254,6 +256,11 @@ class Bridge:
         """Called with the lock held: start publishing and forwarding."""
         if self._running:
             raise RuntimeError(f"{self!r} is already running")
+        if self._envelopes.pid != os.getpid():
+            # Made before a fork: sharing the parent's id, the processes would take each
+            # other's messages for their own and skip them.
+            self.id = uuid.uuid4().hex
+            self._envelopes = Envelopes(self.id)
         self._running = True
         self._loop = loop
         self._publisher = PublisherThread(self.transport, self._tally, self._max_pending)
@@ -355,7 +362,8 @@ class Bridge:
         self._observations[id(signal)] = _registry.observe(forward_send, signal)
 
     def _publish_in(self, connection: object, name: str, data: bytes) -> None:
-        transport: TransactionalTransport = self.transport  # type: ignore[assignment]
+        # publish_on() has checked that the transport has publish_in().
+        transport = cast(TransactionalTransport, self.transport)
         transport.publish_in(connection, name, data)
         self._tally.count("sent")
 

@@ -68,14 +68,14 @@ class Envelopes:
         )
         self._seq = itertools.count()  # next() on a count is atomic under the GIL
 
-    def prefix(self, name: str) -> str:
+    def prefix(self, name: str) -> bytes:
         """The start of every envelope for ``name``, to be handed back to ``wrap``."""
-        return f"{self._head}{json.dumps(name)},"
+        return f"{self._head}{json.dumps(name)},".encode("ascii")
 
-    def wrap(self, prefix: str, body: bytes) -> bytes:
+    def wrap(self, prefix: bytes, body: bytes) -> bytes:
         """The message: an envelope stamped now, then ``body``."""
-        head = f'{prefix}"seq":{next(self._seq)},"time":{time.time()!r}}}\n'
-        return head.encode() + body
+        # %a of a float is its repr, which JSON reads back exactly.
+        return b'%s"seq":%d,"time":%a}\n%s' % (prefix, next(self._seq), time.time(), body)
 
 
 def open_envelope(data: bytes) -> tuple[str, Incoming, bytes]:

@@ -50,6 +50,10 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 _BASES = (str, int, float, list, dict)
 
+# One encoder made once (json.dumps makes one per call with these options). It need not look
+# for cycles: encode() has checked every list and dict already.
+_to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
+
 _CARRIES = "None, bool, int, float, str, and lists and str-keyed dicts of them"
 
 
@@ -68,8 +72,10 @@ class JsonCodec:
         for key, value in kwargs.items():
             if type(value) not in _SCALARS:
                 _check_value(value, key, set())
-        message = {"signal": name, "sender": _encode_sender(sender), "kwargs": kwargs}
-        return json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        if type(sender) not in _SCALARS:
+            sender = _encode_sender(sender)
+        message = {"signal": name, "sender": sender, "kwargs": kwargs}
+        return _to_json(message).encode("ascii")
 
     def decode(self, data: bytes) -> tuple[str, object, dict[str, Any]]:
         """``(name, sender, kwargs)`` from ``encode``'s output; ``ValueError`` if it is not."""
@@ -122,8 +128,6 @@ def _check_value(value: object, path: str, open_containers: set[int]) -> None:
 
 
 def _encode_sender(sender: object) -> object:
-    if type(sender) in _SCALARS:
-        return sender
     if isinstance(sender, type):
         return {"class": f"{sender.__module__}:{sender.__qualname__}"}
     raise TypeError(

@@ -16,6 +16,10 @@ from collections.abc import Collection, Sequence
 
 __all__ = ["MemoryTransport"]
 
+# Messages one receive() returns at most, so that a flood cannot keep a listener from
+# noticing stop().
+_MOST_AT_ONCE = 1000
+
 
 class MemoryTransport:
     """An in-process broker: pass it to several ``Bridge`` objects to connect them."""
@@ -91,11 +95,12 @@ class _Subscription:
             received = [self._arrived.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while True:
+        while len(received) < _MOST_AT_ONCE:
             try:
                 received.append(self._arrived.get_nowait())
             except queue.Empty:
-                return received
+                break
+        return received
 
     def add(self, names: Collection[str]) -> None:
         self.names = self.names | frozenset(names)
@@ -127,7 +132,7 @@ class _AsyncSubscription:
             received = [await asyncio.wait_for(self._arrived.get(), timeout)]
         except TimeoutError:
             return []
-        while not self._arrived.empty():
+        while not self._arrived.empty() and len(received) < _MOST_AT_ONCE:
             received.append(self._arrived.get_nowait())
         return received
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import psycopg
@@ -120,7 +120,7 @@ class PostgresTransport:
 
     def publish_in(self, connection: object, name: str, data: bytes) -> None:
         """NOTIFY on ``connection``: inside its transaction, sent at the commit."""
-        sync_connection: psycopg.Connection[Any] = connection  # type: ignore[assignment]
+        sync_connection = cast("psycopg.Connection[Any]", connection)  # see check_connection
         sync_connection.execute(_NOTIFY, (self.channel, _payload(data)))
 
 

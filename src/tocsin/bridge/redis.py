@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import redis as redis_client
@@ -26,6 +26,10 @@ __all__ = ["RedisTransport"]
 
 # How long a connect, or a command's reply, may take before the bridge counts a failure.
 _SOCKET_TIMEOUT = 5.0
+
+# Messages one receive() returns at most, so that a flood cannot keep the listener reading
+# without delivering, or from noticing stop().
+_MOST_AT_ONCE = 1000
 
 
 def _import_redis() -> Any:
@@ -74,7 +78,7 @@ class RedisTransport:
     def subscribe(self, names: Collection[str]) -> _Subscription:
         """A connection subscribed to the channels of ``names``."""
         client: redis_client.Redis = self._redis.Redis.from_url(self.url, **self._options)
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = cast(Any, client).pubsub()  # redis-py leaves pubsub() unannotated
         subscription = _Subscription(client, pubsub, self.prefix)
         try:
             subscription.add(names)
@@ -152,6 +156,8 @@ class _Subscription:
         while message is not None:
             if message["type"] == "message":
                 received.append(bytes(message["data"]))
+            if len(received) >= _MOST_AT_ONCE:
+                break
             message = self._pubsub.get_message(timeout=0.0)
         return received
 
@@ -185,6 +191,8 @@ class _AsyncSubscription:
         while message is not None:
             if message["type"] == "message":
                 received.append(bytes(message["data"]))
+            if len(received) >= _MOST_AT_ONCE:
+                break
             message = await self._pubsub.get_message(timeout=0.0)
         return received
 
