@@ -208,5 +208,5 @@ def test_a_codec_of_ones_own_carries_what_json_cannot_and_names_what_it_cannot()
         when = datetime.datetime(2024, 1, 2, 3, 4)
         sender, kwargs = bridged.round_trip((1, 2), when=when, pair=(3, 4))
         assert sender == (1, 2) and kwargs == {"when": when, "pair": (3, 4)}
-        with pytest.raises(TypeError, match=r"cannot forward argument 'callback': .*pickle"):
+        with pytest.raises(TypeError, match=r"cannot forward argument 'callback': Can't"):
             bridged.local.send(None, n=1, callback=lambda: None)
