@@ -802,3 +802,11 @@ def test_connected_to_disconnects_even_on_base_exceptions() -> None:
     with pytest.raises(KeyboardInterrupt), signal.connected_to(lambda **kw: None):
         raise KeyboardInterrupt
     assert signal.connections() == []
+
+
+def test_connected_to_leaves_a_connection_made_before_the_block() -> None:
+    signal = Signal()
+    signal.connect(r_a)
+    with signal.connected_to(r_a):
+        assert signal.receivers_for(None) == [r_a]
+    assert signal.receivers_for(None) == [r_a]

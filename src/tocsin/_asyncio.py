@@ -88,9 +88,9 @@ def _run_on_new_loop(func: Callable[[], Coroutine[Any, Any, Any]]) -> Callable[[
     """The default async_to_sync: a new event loop, in a helper thread if this one has a loop."""
 
     def run() -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if asyncio._get_running_loop() is None:
+            # Run outside any except block: receivers must not see a "no running event loop"
+            # error as sys.exc_info(), nor have their own exceptions chained to it.
             return _run_to_completion(func)
         # Called by sync code that a coroutine called: this thread's loop is stuck under us
         # and cannot run anything until we return, so the new loop needs a thread of its own.

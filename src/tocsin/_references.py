@@ -37,12 +37,6 @@ Getter = Callable[[], Receiver | None]
 # next() on a count is one C call, atomic under the GIL, so no lock is needed to take one.
 next_seq = itertools.count(1).__next__
 
-# Marks the functions tocsin compiles as a signal's own ``send``/``send_robust`` (see
-# tocsin._sendcode): ``id(function.__code__)`` -> the class-level method the function stands
-# for. Connecting ``other.connect(signal.send)`` must mean the same connection whether the
-# signal's compiled send exists yet or not.
-compiled_methods: dict[int, Callable[..., Any]] = {}
-
 
 class ConnectionEntry(Protocol):
     """What every connection offers the ledger and the send path."""
@@ -66,17 +60,6 @@ class ConnectionEntry(Protocol):
 _METHOD = object()
 
 
-def method_parts(receiver: object) -> tuple[object, Callable[..., Any]] | None:
-    """(instance, function) for a bound method, or for a signal's compiled send; else None."""
-    if isinstance(receiver, MethodType):
-        return receiver.__self__, receiver.__func__
-    if type(receiver) is FunctionType:
-        method = compiled_methods.get(id(receiver.__code__))
-        if method is not None:
-            return receiver.__tocsin_signal__, method  # type: ignore[attr-defined]
-    return None
-
-
 def receiver_identity(receiver: Receiver) -> Hashable:
     """The key of a receiver among the connections of one sender (or of any sender).
 
@@ -84,10 +67,9 @@ def receiver_identity(receiver: Receiver) -> Hashable:
     a new method object on every access, so its own identity would never match twice.
     Everything else is keyed by its ``id()``, which it holds alone while it lives.
     """
-    parts = method_parts(receiver)
-    if parts is None:
-        return id(receiver)
-    return (_METHOD, id(parts[0]), id(parts[1]))
+    if isinstance(receiver, MethodType):
+        return (_METHOD, id(receiver.__self__), id(receiver.__func__))
+    return id(receiver)
 
 
 # Senders of these exact types are matched by value: "auth" built at run time must reach the
@@ -190,9 +172,6 @@ def describe(receiver: object) -> str:
     try:
         if isinstance(receiver, functools.partial):
             return f"functools.partial({describe(receiver.func)})"
-        parts = method_parts(receiver)
-        if parts is not None and not isinstance(receiver, MethodType):
-            receiver = MethodType(parts[1], parts[0])
         qualname = getattr(receiver, "__qualname__", None)
         if isinstance(qualname, str):
             module = getattr(receiver, "__module__", None)
@@ -376,12 +355,10 @@ def make_connection(
         connection = _CLASSES["strong", is_async, per_sender](receiver)
         connection.seq = next_seq()
         return connection  # type: ignore[no-any-return]
-    parts = method_parts(receiver)
-    if parts is not None:
-        instance, func = parts
+    if isinstance(receiver, MethodType):
         method_class = _CLASSES["method", is_async, per_sender]
-        connection = weakref.ref.__new__(method_class, instance, on_death)
-        connection.func = func
+        connection = weakref.ref.__new__(method_class, receiver.__self__, on_death)
+        connection.func = receiver.__func__
     else:
         connection = weakref.ref.__new__(_CLASSES["weak", is_async, per_sender], receiver, on_death)
     connection.label = label_of(receiver) if is_watched(receiver) else None

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from tocsin import _asyncio
 from tocsin._plan import Route
-from tocsin._references import compiled_methods, describe, safe_str
+from tocsin._references import describe, safe_str
 
 if TYPE_CHECKING:
     from tocsin._ledger import Ledger
@@ -166,7 +166,7 @@ def make({signal}, {ledger}):
 """
 
 _HEAD_CLASS = """\
-def {method}({self}, sender, **{other}):
+def {method}({self}, /, sender, **{other}):
     {signal} = {self}
     {ledger} = {self}._ledger
     {install}({signal}, {ledger}, {method!r}, {other})
@@ -264,6 +264,8 @@ def _own_names(names: tuple[str, ...]) -> dict[str, str]:
 def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) -> str:
     """The source of a send function; see the module docstring."""
     own = _own_names(names)
+    if for_class:
+        own["other"] = own["named"]  # the signature reads (self, /, sender, **named)
     robust = method == "send_robust"
     spelled = ", ".join([f"signal={own['signal']}", "sender=sender", *(f"{n}={n}" for n in names)])
     generic = f"signal={own['signal']}, sender=sender, **{own['named']}"
@@ -293,6 +295,7 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         spelled_call=call_template.format(**own, indent=" " * 8, arguments=spelled),
     )
     if for_class:
+        # The catch-all is the signature's **named, as in django.dispatch.
         return _HEAD_CLASS.format(**own, method=method, body=_indent(body, 4))
     params = ", *, " + ", ".join(f"{n}={own['MISSING']}" for n in names) if names else ""
     return _HEAD_INSTANCE.format(**own, method=method, params=params, body=_indent(body, 8))
@@ -403,8 +406,6 @@ def install(signal: Signal, ledger: Ledger, method: str, named: Mapping[str, Any
     else:
         strict = False
     function = _factory(method, names, strict)(signal, ledger)
-    compiled_methods[id(function.__code__)] = CLASS_METHODS[method]
-    function.__tocsin_signal__ = signal  # type: ignore[attr-defined]
     function.__qualname__ = f"{type(signal).__qualname__}.{method}"
     function.__doc__ = CLASS_METHODS[method].__doc__
     function.__signature__ = _SIGNATURE  # type: ignore[attr-defined]

@@ -159,9 +159,16 @@ class Signal:
         connect of the same (receiver or dispatch_uid, sender) pair does nothing. Returns the
         receiver, so ``@signal.connect`` works as a decorator.
         """
+        self._connect(receiver, sender, weak, dispatch_uid)
+        return receiver
+
+    def _connect(
+        self, receiver: Receiver, sender: object, weak: bool, dispatch_uid: Hashable | None
+    ) -> bool:
+        """``connect``, telling whether it made a connection (False: it was there already)."""
         ledger = self._ledger
         if ledger.unsent:
-            ledger.issue_warnings(stacklevel=3)
+            ledger.issue_warnings(stacklevel=4)
         if not dispatch_uid:  # a dispatch_uid names the connection: no copy can add another
             check_duplicate(receiver, self)  # a module imported twice (see tocsin._modules)
         if not callable(receiver):
@@ -190,8 +197,7 @@ class Signal:
                 f"to {self!r} with weak=True; pass weak=False to keep it alive"
             ) from None
         ident = None if dispatch_uid else receiver_identity(receiver)
-        ledger.add(connection, ident, sender, dispatch_uid or None)
-        return receiver
+        return ledger.add(connection, ident, sender, dispatch_uid or None)
 
     def disconnect(
         self,
@@ -288,13 +294,15 @@ class Signal:
         """Connect ``receiver`` strongly for the block, and always disconnect it on exit.
 
         The block gets the receiver (``with signal.connected_to(handler) as handler:``). It is
-        disconnected however the block ends, ``KeyboardInterrupt`` included.
+        disconnected however the block ends, ``KeyboardInterrupt`` included; but a receiver
+        that was already connected for ``sender`` before the block stays connected after it.
         """
-        self.connect(receiver, sender=sender, weak=False)
+        added = self._connect(receiver, sender, False, None)
         try:
             yield receiver
         finally:
-            self.disconnect(receiver, sender=sender)
+            if added:
+                self.disconnect(receiver, sender=sender)
 
     # -- introspection ----------------------------------------------------------------------
 

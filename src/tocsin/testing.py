@@ -514,9 +514,8 @@ def _restore(signal: Signal, remembered: list[_snapshot.Remembered]) -> None:
 
 
 def _global_strict() -> bool:
-    """The ``set_strict()`` setting. A signal that declares its arguments and makes no choice
-    of its own is strict exactly when that setting is on."""
-    return Signal(arguments=()).strict
+    """The ``set_strict()`` setting."""
+    return _registry.strict_default
 
 
 # -- strict -----------------------------------------------------------------------------------

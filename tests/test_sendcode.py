@@ -1,0 +1,352 @@
+"""The send functions compiled per signal: frame depth, what a send holds, generated source,
+installation, and the incremental plan."""
+
+from __future__ import annotations
+
+import gc
+import linecache
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from tocsin import Signal, _sendcode
+
+
+class Model:
+    """A sender."""
+
+
+def frames_seen(depth: int) -> tuple[list[FrameType], Callable[..., None]]:
+    """A receiver recording ``sys._getframe(depth)`` at each call, and what it recorded."""
+    seen: list[FrameType] = []
+
+    def receiver(**kwargs: Any) -> None:
+        seen.append(sys._getframe(depth))
+
+    return seen, receiver
+
+
+def others(count: int) -> list[Callable[..., None]]:
+    def make() -> Callable[..., None]:
+        def other(**kwargs: Any) -> None:
+            return None
+
+        return other
+
+    return [make() for _ in range(count)]
+
+
+# -- frame depth -----------------------------------------------------------------------------
+
+
+SITUATIONS = [
+    "first send",
+    "steady",
+    "first send after a change",
+    "for a particular sender",
+    "other names than compiled",
+    "two receivers",
+    "three receivers",
+    "many receivers",
+    "with an async receiver",
+]
+
+
+def prepare(situation: str, method: str, receiver: Callable[..., None]) -> tuple[Signal, Any]:
+    """A signal set up for ``situation``; returns it and the sender to send from."""
+    signal = Signal()
+    keep = others(8)
+    sender: object = None
+    if situation == "for a particular sender":
+        sender = Model()
+        signal.connect(receiver, sender=sender)
+        signal.connect(keep[0])
+    elif situation in ("two receivers", "three receivers", "many receivers"):
+        count = {"two receivers": 1, "three receivers": 2, "many receivers": 7}[situation]
+        for other in keep[:count]:
+            signal.connect(other)
+        signal.connect(receiver)
+    elif situation == "with an async receiver":
+
+        async def waits(**kwargs: Any) -> None:
+            return None
+
+        keep.append(waits)  # type: ignore[arg-type]
+        signal.connect(waits)
+        signal.connect(receiver)
+    else:
+        signal.connect(receiver)
+    if situation != "first send":
+        getattr(signal, method)(sender, order=1)  # compiles the send for (order,)
+    if situation == "first send after a change":
+        signal.connect(keep[1])
+    signal.keep = keep  # type: ignore[attr-defined]
+    return signal, sender
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_exactly_one_frame_stands_between_the_caller_and_a_receiver(
+    situation: str, method: str
+) -> None:
+    """As in django.dispatch: a receiver's sys._getframe(2) is the frame that called send."""
+    seen, receiver = frames_seen(2)
+    signal, sender = prepare(situation, method, receiver)
+    seen.clear()
+    named = {"other": 2} if situation == "other names than compiled" else {"order": 1}
+    here = sys._getframe()
+    getattr(signal, method)(sender, **named)
+    assert seen == [here]
+
+
+def test_a_receivers_warning_with_djangos_stacklevel_points_at_the_sending_line() -> None:
+    signal = Signal()
+
+    def deprecated(**kwargs: Any) -> None:
+        # 1: this receiver, 2: the send, 3: the code that sent (Django's own receivers
+        # count the same way).
+        warnings.warn("old setting", DeprecationWarning, stacklevel=3)
+
+    signal.connect(deprecated)
+    for _ in range(2):  # the first send, then the compiled one
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            line = sys._getframe().f_lineno + 1
+            signal.send(None, setting="x")
+        [warning] = caught
+        assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+# -- what a send holds -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("total", [2, 3, 5])
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_a_receiver_dropping_the_last_reference_to_a_later_one_does_not_skip_it(
+    total: int, method: str
+) -> None:
+    """Every receiver alive when a send starts is called by it, even one that the receivers
+    before it let die."""
+    signal = Signal()
+    called: list[str] = []
+    held: dict[str, Callable[..., None]] = {}
+
+    def killer(**kwargs: Any) -> None:
+        called.append("killer")
+        held.clear()  # the only reference to the last receiver
+
+    def victim(**kwargs: Any) -> None:
+        called.append("victim")
+
+    fillers = others(total - 2)
+    held["victim"] = victim
+    signal.connect(killer)
+    for filler in fillers:
+        signal.connect(filler)
+    signal.connect(victim)
+    del victim
+    responses = getattr(signal, method)(None, order=1)
+    assert called == ["killer", "victim"]
+    assert len(responses) == total
+    del responses  # the last reference to the victim
+    gc.collect()
+    called.clear()
+    getattr(signal, method)(None, order=2)
+    assert called == ["killer"]  # gone once the send that held it was over
+
+
+def test_a_send_resolves_async_receivers_before_the_sync_ones_run() -> None:
+    import asyncio
+
+    signal = Signal()
+    called: list[str] = []
+    held: dict[str, Any] = {}
+
+    def killer(**kwargs: Any) -> None:
+        held.clear()
+
+    async def victim(**kwargs: Any) -> None:
+        called.append("victim")
+
+    held["victim"] = victim
+    signal.connect(killer)
+    signal.connect(victim)
+    del victim
+    signal.send(None)
+    assert called == ["victim"]
+    asyncio.set_event_loop_policy(None)
+
+
+# -- the generated source ----------------------------------------------------------------------
+
+
+def test_generated_send_functions_are_in_linecache() -> None:
+    signal = Signal()
+
+    def fails(**kwargs: Any) -> None:
+        raise LookupError("from a receiver")
+
+    signal.connect(fails)
+    with pytest.raises(LookupError):
+        signal.send(None, order=1)  # the first send compiles the signal's own
+    with pytest.raises(LookupError) as raised:
+        signal.send(None, order=1)
+    frames = traceback.extract_tb(raised.value.__traceback__)
+    [send_frame] = [frame for frame in frames if frame.filename.startswith("<tocsin send(")]
+    assert send_frame.filename == "<tocsin send(order)>"
+    assert "fails" not in send_frame.line  # the generated code names no receiver...
+    assert "order=order" in send_frame.line  # ...but shows the call, keywords spelled out
+    for filename in _sendcode.generated_files():
+        assert linecache.getlines(filename), filename
+
+
+def test_the_class_methods_are_generated_and_in_linecache_too() -> None:
+    assert Signal.send.__qualname__ == "Signal.send"
+    assert Signal.send.__code__.co_filename == "<tocsin Signal.send>"
+    assert "def send(self, /, sender, **named):" in "".join(
+        linecache.getlines("<tocsin Signal.send>")
+    )
+
+
+def test_no_argument_name_can_shadow_the_send_functions_own_names() -> None:
+    signal = Signal()
+
+    def echo(**kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    signal.connect(echo)
+    own = {name: name for name in _sendcode._OWN_NAMES if _sendcode.compilable(name)}
+    for _ in range(2):
+        [(_, received)] = signal.send(None, **own)
+        assert received == {"signal": signal, "sender": None, **own}
+        [(_, received)] = signal.send_robust(None, **own)
+        assert received == {"signal": signal, "sender": None, **own}
+
+
+# -- installation ----------------------------------------------------------------------------
+
+
+def test_a_signal_gets_its_own_send_on_its_first_send() -> None:
+    signal = Signal()
+    assert "send" not in vars(signal)
+    signal.send(None, order=1)
+    assert vars(signal)["send"].__code__.co_filename == "<tocsin send(order)>"
+    assert signal.send.__qualname__ == "Signal.send"
+    assert signal.send.__doc__ == Signal.send.__doc__
+    assert "send_robust" not in vars(signal)  # each method on its own first call
+
+
+def test_the_class_method_still_works_unbound() -> None:
+    signal = Signal()
+
+    def echo(**kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    signal.connect(echo)
+    signal.send(None, order=1)
+    [(_, received)] = Signal.send(signal, None, order=2)
+    assert received == {"signal": signal, "sender": None, "order": 2}
+    [(_, received)] = Signal.send_robust(signal, "x")
+    assert received == {"signal": signal, "sender": "x"}
+
+
+def test_a_subclass_that_overrides_send_keeps_its_own() -> None:
+    calls: list[str] = []
+
+    class Audited(Signal):
+        def send(self, sender: object, **named: Any) -> list[tuple[Any, Any]]:
+            calls.append("audited")
+            return super().send(sender, **named)
+
+    signal = Audited()
+    seen, receiver = frames_seen(1)
+    signal.connect(receiver)
+    for _ in range(3):
+        signal.send(None, order=1)
+    assert calls == ["audited"] * 3
+    assert "send" not in vars(signal)
+    assert len(seen) == 3
+
+
+def test_mock_patch_object_replaces_and_restores_a_signals_send() -> None:
+    signal = Signal()
+    for sent_before in (False, True):
+        if sent_before:
+            signal.send(None, order=1)
+        compiled = vars(signal).get("send")
+        with mock.patch.object(signal, "send", return_value=["patched"]) as patched:
+            assert signal.send(None, order=2) == ["patched"]
+        patched.assert_called_once_with(None, order=2)
+        assert vars(signal).get("send") is compiled
+        assert signal.send(None, order=3) == []
+
+
+# -- strict mode -----------------------------------------------------------------------------
+
+
+def test_strict_mode_checks_each_set_of_names_once_not_each_send() -> None:
+    checked: list[tuple[str, ...]] = []
+
+    class Counting(Signal):
+        def check_arguments(self, named: Any, method: str = "send") -> None:
+            checked.append(tuple(named))
+            super().check_arguments(named, method)
+
+    signal = Counting(arguments=["order", "total"], strict=True)
+    signal.connect(lambda **kwargs: None, weak=False)
+    for _ in range(50):
+        signal.send(None, order=1, total=2)
+    assert 1 <= len(checked) <= 2  # when compiled, and by the first send's slow path
+    assert set(checked) == {("order", "total")}
+    with pytest.raises(TypeError, match="unexpected argument 'extra'"):
+        signal.send(None, order=1, total=2, extra=3)  # other names: checked on every send
+
+
+def test_names_that_fail_the_check_are_checked_on_every_send_once_strict() -> None:
+    signal = Signal(arguments=["order"], strict=False)
+    signal.connect(lambda **kwargs: None, weak=False)
+    signal.send(None, wrong=1)  # compiled for names that fail the check: fine when not strict
+    signal.strict = True
+    for _ in range(2):
+        with pytest.raises(TypeError, match="unexpected argument 'wrong'"):
+            signal.send(None, wrong=1)
+
+
+# -- the incremental plan ----------------------------------------------------------------------
+
+
+def test_a_change_for_one_sender_keeps_the_routes_of_the_others() -> None:
+    signal = Signal()
+    senders = [Model() for _ in range(3)]
+    receivers = others(4)
+    for sender, receiver in zip(senders, receivers, strict=False):
+        signal.connect(receiver, sender=sender)
+        signal.send(sender)
+    ledger = signal._ledger
+    routes = {id(sender): ledger.routes[id(sender)] for sender in senders}
+    everyone = ledger.everyone
+    signal.connect(receivers[3], sender=senders[0])
+    assert signal.send(senders[0])
+    assert ledger.everyone is everyone  # the any-sender route was not rebuilt...
+    for sender in senders[1:]:  # ...nor the other senders' routes
+        assert ledger.routes[id(sender)] is routes[id(sender)]
+    assert ledger.routes[id(senders[0])] is not routes[id(senders[0])]
+    ledger.check()
+
+
+def test_a_change_to_the_any_sender_receivers_rebuilds_every_route() -> None:
+    signal = Signal()
+    sender = Model()
+    first, second, third = others(3)
+    signal.connect(first, sender=sender)
+    signal.connect(second)
+    assert [r for r, _ in signal.send(sender)] == [first, second]
+    signal.connect(third)
+    assert [r for r, _ in signal.send(sender)] == [first, second, third]
+    signal._ledger.check()
