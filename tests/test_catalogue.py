@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from tocsin import Argument, Signal, catalogue
 from tocsin.__main__ import main
-from tocsin.catalogue import GROUPS, SIGNALS, describe, format_table, group_of, update_page
+from tocsin._catalogue_views import describe, format_table, update_page
+from tocsin.catalogue import GROUPS, SIGNALS, group_of
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "catalogue.md"
 
@@ -30,8 +32,8 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "post_delete": ("model", ("instance", "using", "origin"), ()),
     "m2m_changed": (
         "model",
-        ("instance", "action", "reverse", "model", "pk_set", "using", "raw"),
-        (),
+        ("instance", "action", "reverse", "model", "pk_set", "using"),
+        ("raw",),  # only Django 6.1 and later send it
     ),
     "class_prepared": ("model", (), ()),
     "pre_migrate": (
@@ -371,7 +373,8 @@ def test_cli_runs_as_a_module() -> None:
 def test_docs_reference_is_generated_from_the_catalogue() -> None:
     page = DOCS_PAGE.read_text(encoding="utf-8")
     assert update_page(page) == page, (
-        "docs/catalogue.md is out of date: run python -m tocsin.catalogue docs/catalogue.md"
+        "docs/catalogue.md is out of date: run "
+        "python -m tocsin catalogue --update-page docs/catalogue.md"
     )
 
 
@@ -408,12 +411,28 @@ def test_regenerate_command_rewrites_only_the_generated_part(tmp_path: Path) -> 
     page = tmp_path / "catalogue.md"
     stale = DOCS_PAGE.read_text(encoding="utf-8").replace("`pre_save(", "`pre_saved(")
     page.write_text(stale, encoding="utf-8")
-    command = [sys.executable, "-m", "tocsin.catalogue", str(page)]
+    command = [sys.executable, "-m", "tocsin", "catalogue", "--update-page", str(page)]
     first = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "regenerated" in first.stdout
-    # Nothing on stderr: in particular no runpy warning that tocsin.catalogue was imported
-    # twice, which would mean the package's __init__ started importing it.
     assert first.stderr == ""
     assert page.read_text(encoding="utf-8") == DOCS_PAGE.read_text(encoding="utf-8")
     second = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "already up to date" in second.stdout
+
+
+def test_cli_json_into_a_closed_pipe_exits_quietly() -> None:
+    """``python -m tocsin catalogue --json | head -1``: no BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write fails
+    try:
+        writer = subprocess.run(
+            [sys.executable, "-m", "tocsin", "catalogue", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert writer.stderr == ""
+    assert writer.returncode == 1

@@ -61,10 +61,12 @@ def _catalogue(args: argparse.Namespace) -> int:
     import json
     import shutil
 
-    from tocsin import catalogue
+    from tocsin import _catalogue_views as views
 
+    if args.update_page is not None:
+        return _update_catalogue_page(args.update_page)
     try:
-        descriptions = catalogue.describe(args.group)
+        descriptions = views.describe(args.group)
     except ValueError as error:
         print(f"python -m tocsin catalogue: {error}", file=sys.stderr)
         return 2
@@ -72,7 +74,25 @@ def _catalogue(args: argparse.Namespace) -> int:
         print(json.dumps(descriptions, indent=2))
     else:
         width = shutil.get_terminal_size().columns
-        print(catalogue.format_table(descriptions, width), end="")
+        print(views.format_table(descriptions, width), end="")
+    return 0
+
+
+def _update_catalogue_page(page_path: str) -> int:
+    from pathlib import Path
+
+    from tocsin import _catalogue_views as views
+
+    path = Path(page_path)
+    try:
+        page = path.read_text(encoding="utf-8")
+        updated = views.update_page(page)
+    except (OSError, ValueError) as error:
+        print(f"python -m tocsin catalogue: {path}: {error}", file=sys.stderr)
+        return 2
+    if updated != page:
+        path.write_text(updated, encoding="utf-8")
+    print(f"{path}: {'regenerated' if updated != page else 'already up to date'}")
     return 0
 
 
@@ -89,6 +109,11 @@ def _register_catalogue(
     )
     parser.add_argument(
         "--json", action="store_true", help="print a JSON list, one object per signal"
+    )
+    parser.add_argument(
+        "--update-page",
+        metavar="PAGE",
+        help="regenerate the reference part of a Markdown page (docs/catalogue.md) in place",
     )
     parser.set_defaults(handler=_catalogue)
     return "catalogue", help_text
@@ -248,10 +273,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, helps = _build_parser()
     args = parser.parse_args(argv)
     handler: Command | None = getattr(args, "handler", None)
-    if handler is None:
-        print(_summary(helps), end="")
-        return 0
-    return handler(args)
+    try:
+        if handler is None:
+            print(_summary(helps), end="")
+            return 0
+        return handler(args)
+    except BrokenPipeError:
+        # The reader went away (``... | head -1``): stop quietly, as Unix tools do. Point
+        # stdout at nothing, so that flushing it at exit does not raise again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":

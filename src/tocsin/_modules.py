@@ -48,6 +48,8 @@ class DuplicateReceiverWarning(UserWarning):
     to make such a connection fail instead: the check runs before anything is connected.
     """
 
+    __module__ = "tocsin"
+
 
 # co_filename -> the module name its receivers were first seen defined under. Read on every
 # connect of a function, written only on a miss: once per file in a healthy program.
