@@ -11,7 +11,7 @@ import pytest
 
 import tocsin
 from tocsin import Signal
-from tocsin.commit import Ledger
+from tocsin.commit import TransactionLedger
 
 order_paid = Signal(name="order_paid", arguments=["order"])
 
@@ -219,7 +219,9 @@ class Transactions:
 
     def __init__(self, outside: Any = "wait") -> None:
         self.stack: list[str] = []
-        self.ledger = Ledger(lambda: self.stack[-1] if self.stack else None, outside=outside)
+        self.ledger = TransactionLedger(
+            lambda: self.stack[-1] if self.stack else None, outside=outside
+        )
 
     def begin(self, name: str) -> None:
         if not self.stack:
@@ -302,4 +304,4 @@ def test_a_tied_batch_does_not_join_a_plain_one(paid: Any) -> None:
 
 def test_a_ledger_refuses_an_unknown_outside_policy() -> None:
     with pytest.raises(ValueError, match="must be 'send' or 'wait'; got 'later'"):
-        Ledger(lambda: None, outside="later")  # type: ignore[arg-type]
+        TransactionLedger(lambda: None, outside="later")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ Batches nest. The open batches form a stack kept in a ``ContextVar``, so each th
 each asyncio task has its own, and a block opened inside another block hands its sends to
 the outer one when it ends, which sends them (or drops them) with its own.
 
-A ``Ledger`` ties batches to real transactions: it keeps the sends that wait on the
+A ``TransactionLedger`` ties batches to real transactions: it keeps the sends that wait on the
 transactions of one database connection or session, and the integration that owns it
 (``tocsin.contrib.sqlite``, ``tocsin.contrib.sqlalchemy``, or your own) reports each commit,
 rollback and savepoint to it. Every send collected by a tied batch is labelled with the
@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 
 from tocsin.dispatcher import Signal
 
-__all__ = ["Batch", "Ledger", "on_commit"]
+__all__ = ["Batch", "TransactionLedger", "on_commit"]
 
 # The batches open in this context, outermost first.
 _open_batches: ContextVar[tuple[Batch, ...]] = ContextVar("tocsin_open_batches", default=())
@@ -81,7 +81,7 @@ class Batch:
     twice is an error.
     """
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: TransactionLedger | None = None) -> None:
         # The ledger of the transaction-tied batch this one belongs to, if any: given for a
         # tied batch, inherited from the enclosing batch for a plain one (see _begin).
         self._ledger = ledger
@@ -227,7 +227,7 @@ def on_commit() -> Batch:
     return Batch()
 
 
-class Ledger:
+class TransactionLedger:
     """The sends waiting on the transactions of one database connection or session.
 
     An integration makes one ledger per connection (or session), hands out its batches
@@ -249,7 +249,9 @@ class Ledger:
         outside: Literal["send", "wait"],
     ) -> None:
         if outside not in ("send", "wait"):
-            raise ValueError(f"Ledger(outside=...) must be 'send' or 'wait'; got {outside!r}")
+            raise ValueError(
+                f"TransactionLedger(outside=...) must be 'send' or 'wait'; got {outside!r}"
+            )
         self._current = current
         self._outside = outside
         # One lock for the sends of this ledger, wherever they are: in the batches still open

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Mapper, Session, SessionTransaction, object_session, 
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from tocsin import catalogue
-from tocsin.commit import Batch, Ledger
+from tocsin.commit import Batch, TransactionLedger
 from tocsin.emit import DEFAULT_DB_ALIAS
 
 __all__ = ["Installation", "install", "on_commit"]
@@ -209,7 +209,7 @@ def on_commit(session: Session) -> Batch:
     return batch
 
 
-def _watch(session: Session) -> Ledger:
+def _watch(session: Session) -> TransactionLedger:
     """Make the ledger of ``session`` and report its transactions to it."""
     held = weakref.ref(session)
 
@@ -222,7 +222,7 @@ def _watch(session: Session) -> Ledger:
         )
         return transaction
 
-    ledger = Ledger(current, outside="wait")
+    ledger = TransactionLedger(current, outside="wait")
     # The outermost transaction that committed, until it ends (after_commit runs while the
     # session cannot be used yet; receivers run from after_transaction_end, when it can).
     committed: list[SessionTransaction] = []

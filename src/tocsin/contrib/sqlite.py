@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from tocsin import catalogue
-from tocsin.commit import Batch, Ledger
+from tocsin.commit import Batch, TransactionLedger
 
 __all__ = ["Connection", "connect", "on_commit"]
 
@@ -37,7 +37,7 @@ class Connection(sqlite3.Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._closed = False
-        self._ledger: Ledger | None = None  # made by the first on_commit(), see _batch()
+        self._ledger: TransactionLedger | None = None  # made by the first on_commit(), see _batch()
         try:
             catalogue.connection_created.send(type(self), connection=self)
         except BaseException:
@@ -115,7 +115,7 @@ class Connection(sqlite3.Connection):
                     return None
                 return alive
 
-            self._ledger = Ledger(current, outside="send")
+            self._ledger = TransactionLedger(current, outside="send")
         return self._ledger.batch()
 
 
