@@ -21,8 +21,15 @@ from typing import Any, TextIO
 from urllib.parse import urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tocsin.demo import receivers
+import tocsin
 from tocsin.demo.shop import make_app
+
+
+def _heard() -> queue.SimpleQueue[tuple[str, str]]:
+    """The queue the demo's receivers (tocsin.demo.signals) write to."""
+    from tocsin.demo.signals import heard
+
+    return heard
 
 __all__ = ["main"]
 
@@ -57,6 +64,9 @@ def _quiet_handler(errors: TextIO) -> type[WSGIRequestHandler]:
 def main(port: int | None = None, out: TextIO | None = None) -> int:
     """Run the demo, printing to ``out`` (standard output by default); return the exit status."""
     write = out or sys.stdout
+    # What AppConfig.ready() does in Django: import the app's signals module, once, so that its
+    # @receiver functions connect before the first request.
+    tocsin.autodiscover("tocsin.demo")
     with tempfile.TemporaryDirectory(prefix="tocsin-demo-") as folder:
         app = make_app(Path(folder) / "shop.sqlite3")
         # Driving, the failing request's traceback would only alarm: the signals show it.
@@ -120,7 +130,7 @@ def _signals_until_finished() -> list[str]:
     lines = []
     while True:
         try:
-            name, line = receivers.heard.get(timeout=_WAIT)
+            name, line = _heard().get(timeout=_WAIT)
         except queue.Empty:
             raise TimeoutError(f"no request_finished within {_WAIT:g} s") from None
         lines.append(line)
@@ -131,7 +141,7 @@ def _signals_until_finished() -> list[str]:
 def _serve(server: WSGIServer, url: str, out: TextIO) -> int:
     def show() -> None:
         while True:
-            _, line = receivers.heard.get()
+            _, line = _heard().get()
             print(line, file=out, flush=True)
 
     threading.Thread(target=show, daemon=True).start()

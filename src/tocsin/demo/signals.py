@@ -1,7 +1,8 @@
 """The demo's receivers: each describes the signal it heard, in one line, on ``heard``.
 
-Importing this module connects them (with ``@receiver``), the way a Django app's
-``signals`` module is imported once at start-up. They hand their lines to a queue rather
+Importing this module connects them (with ``@receiver``): the demo does it with
+``tocsin.autodiscover("tocsin.demo")`` at start-up, as a Django app's ``ready()`` imports its
+``signals`` module. They hand their lines to a queue rather
 than printing, because they run in the server's threads: the demo prints them in order.
 """
 
