@@ -195,20 +195,22 @@ def test_deferred_sender_cleanup_never_confuses_a_reused_address(
 
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        handler = Handler("for the old sender")
-        sender = Model()
-        signal.connect(handler, sender=sender)
-        signal.send(sender)
-        address = id(sender)
+        handler = Handler("for the old senders")
+        senders = [Model() for _ in range(100)]
+        for sender in senders:
+            signal.connect(handler, sender=sender)
+            signal.send(sender)
+        addresses = {id(sender) for sender in senders}
         signal._ledger.lock.acquire()  # as if another thread were connecting right now
         try:
-            del sender
-            reused = reuse(address, Model)
-            if reused is None:
+            del senders, sender
+            reused = reuse(addresses, Model)
+            if not reused:
                 return False
             assert signal._ledger.dead, "the cleanup should be waiting for the lock"
-            assert signal.send(reused) == []
-            assert signal.has_listeners(reused) is False
+            for newcomer in reused:
+                assert signal.send(newcomer) == []
+                assert signal.has_listeners(newcomer) is False
         finally:
             signal._ledger.lock.release()
         signal.connect(Handler("next"), weak=False)  # any locked operation finishes the cleanup

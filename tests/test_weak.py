@@ -164,17 +164,19 @@ def test_new_object_at_a_dead_senders_address_gets_nothing(
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
         handler = Handler()
-        sender = Model()
-        signal.connect(handler, sender=sender)
-        signal.send(sender)  # builds and caches the route for this sender
-        address = id(sender)
-        del sender
-        reused = reuse(address, Model)
-        if reused is None:
+        senders = [Model() for _ in range(100)]
+        for sender in senders:
+            signal.connect(handler, sender=sender)
+            signal.send(sender)  # builds and caches the route for this sender
+        addresses = {id(sender) for sender in senders}
+        del senders, sender
+        reused = reuse(addresses, Model)
+        if not reused:
             return False
-        assert signal.send(reused) == []
-        assert signal.has_listeners(reused) is False
-        assert handler.calls == 1
+        for newcomer in reused:
+            assert signal.send(newcomer) == []
+            assert signal.has_listeners(newcomer) is False
+        assert handler.calls == 100
         return True
 
     with_reused_address(scenario)
@@ -185,16 +187,18 @@ def test_new_receiver_at_a_dead_receivers_address_is_not_a_duplicate(
 ) -> None:
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        first = Handler()
-        signal.connect(first)
+        receivers = [Handler() for _ in range(100)]
+        for receiver in receivers:
+            signal.connect(receiver)
         signal.send(None)
-        address = id(first)
-        del first
-        reused = reuse(address, Handler)
-        if reused is None:
+        addresses = {id(receiver) for receiver in receivers}
+        del receivers, receiver
+        reused = reuse(addresses, Handler)
+        if not reused:
             return False
-        signal.connect(reused)
-        assert signal.receivers_for(None) == [reused]
+        for newcomer in reused:
+            signal.connect(newcomer)
+        assert signal.receivers_for(None) == reused
         return True
 
     with_reused_address(scenario)
@@ -371,3 +375,111 @@ def test_bound_method_of_an_object_without_weakrefs_asks_for_weak_false() -> Non
     with pytest.raises(TypeError, match=r"Slotted\.on cannot be weakly referenced.*weak=False"):
         signal.connect(Slotted().on)
     assert signal.connections() == []
+
+
+def drop_where_callbacks_cannot_run(holder: list[Any]) -> list[Any]:
+    """Empty ``holder`` at the deepest frame Python allows, where CPython 3.12 and later
+    cannot call a Python weakref callback: the callbacks of what dies there are lost.
+    Returns what CPython reported about them."""
+
+    def deepest(depth: int = 0) -> int:
+        try:
+            return deepest(depth + 1)
+        except RecursionError:
+            return depth
+
+    # Python grants extra frames to a handler of RecursionError, so the drop must happen at
+    # the deepest frame reached without raising one: found first, then reached again.
+    limit = deepest()
+
+    def dive(depth: int) -> None:
+        if depth < limit:
+            dive(depth + 1)
+        else:
+            del holder[:]  # a statement, not a call: it needs no frame of its own
+
+    unraisable: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        dive(0)
+    finally:
+        sys.unraisablehook = previous_hook
+    return unraisable
+
+
+@pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
+def test_a_lost_callback_never_shadows_a_new_receiver_at_the_same_address(
+    for_sender: bool, with_reused_address: Callable[[Callable[..., bool]], None]
+) -> None:
+    """Receivers dying at the recursion limit: CPython 3.12+ cannot run their callbacks."""
+    sender = Model() if for_sender else None
+
+    def scenario(reuse: Callable[..., Any]) -> bool:
+        signal = Signal()
+        holder = [Handler() for _ in range(100)]
+        addresses = {id(receiver) for receiver in holder}
+        for receiver in holder:
+            signal.connect(receiver, sender=sender)
+        del receiver
+        signal.send(sender)
+        if not drop_where_callbacks_cannot_run(holder):
+            pytest.skip("this CPython runs weakref callbacks even at the recursion limit")
+        return connects_at(reuse, addresses, signal, sender)
+
+    with_reused_address(scenario)
+
+
+class _Unrecordable(list[Any]):
+    """A ledger's list of deaths that cannot take one: what a callback CPython could not
+    run (a RecursionError at its first step) leaves behind."""
+
+    def append(self, item: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+@pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
+def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
+    for_sender: bool, with_reused_address: Callable[[Callable[..., bool]], None]
+) -> None:
+    sender = Model() if for_sender else None
+
+    def scenario(reuse: Callable[..., Any]) -> bool:
+        signal = Signal()
+        receivers = [Handler() for _ in range(100)]
+        addresses = {id(receiver) for receiver in receivers}
+        for receiver in receivers:
+            signal.connect(receiver, sender=sender)
+        del receiver
+        signal.send(sender)
+        ledger = signal._ledger
+        ledger.dead = _Unrecordable()
+        unraisable: list[Any] = []
+        previous_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable.append
+        try:
+            del receivers
+        finally:
+            sys.unraisablehook = previous_hook
+            ledger.dead = []
+        assert {type(u.exc_value) for u in unraisable} == {RecursionError}
+        return connects_at(reuse, addresses, signal, sender)
+
+    with_reused_address(scenario)
+
+
+def connects_at(
+    reuse: Callable[..., Any], addresses: set[int], signal: Signal, sender: object
+) -> bool:
+    """Connect new receivers made at dead ones' ``addresses`` (False if none could be), and
+    check they are really connected: a dead connection left under an id is replaced, not
+    taken for the new receiver."""
+    reused = reuse(addresses, Handler)
+    if not reused:
+        return False
+    for newcomer in reused:
+        signal.connect(newcomer, sender=sender)
+    assert signal.receivers_for(sender) == reused
+    assert [r for r, _ in signal.send(sender)] == reused
+    signal._ledger.check()
+    return True

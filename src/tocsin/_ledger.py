@@ -198,8 +198,7 @@ class Ledger:
         """File ``connection`` under ``ident`` (or under ``uid``'s token when ``uid`` is set)
         for ``sender`` (None: any sender). Returns False, filing nothing, when a live
         connection is already there under that key."""
-        key = None if sender is None else sender_key(sender)
-        holder = None if sender is None else hold_sender(sender, key, self._on_death)
+        holder = None if sender is None else hold_sender(sender, sender_key(sender), self._on_death)
         trash: list[object] = []
         try:
             while True:
@@ -211,7 +210,8 @@ class Ledger:
                             continue  # uids changed while we compared: compare again
                         token = token or self._new_token(uid, hashed, version)
                         ident = token
-                    container = self._container(sender, holder, trash)
+                    group = self._group_for(sender, holder, trash)
+                    container = self.anyone if group is None else group.members
                     existing = container.get(ident)
                     if existing is not None and existing() is not None:
                         return False
@@ -219,13 +219,14 @@ class Ledger:
                     if existing is not None:
                         # A dead connection whose callback never ran (or has not run yet):
                         # it must not shadow a live receiver that took its identity.
-                        trash.append(self._unfile(existing))
+                        self._release_token(existing.ident)
+                        trash.append(existing)
                     connection.ident = ident
-                    if key is None:
+                    if group is None:
                         self.rebuild = True
                     else:
-                        connection.group = self.groups[key]
-                        self.routes.pop(key, None)
+                        connection.group = group
+                        self.routes.pop(group.key, None)
                     container[ident] = connection
                     if token is not None:
                         token.users += 1
@@ -264,13 +265,13 @@ class Ledger:
             trash.clear()
             self._settle()
 
-    def _container(
+    def _group_for(
         self, sender: object, holder: Callable[[], object] | None, trash: list[object]
-    ) -> dict[Hashable, ConnectionEntry]:
-        """The dict to file a connection for ``sender`` in (lock held), making the group of
-        a new sender from ``holder``; a dead sender's leftover group is replaced."""
+    ) -> Group | None:
+        """The group to file a connection for ``sender`` in (None: any sender), made from
+        ``holder`` for a new sender; a dead sender's leftover group is replaced (lock held)."""
         if sender is None:
-            return self.anyone
+            return None
         key = sender_key(sender)
         group = self.groups.get(key)
         if group is not None and not group.holds(sender):
@@ -283,7 +284,7 @@ class Ledger:
         if group is None:
             assert holder is not None
             group = self.groups[key] = Group(key, holder, not held_by_value(sender))
-        return group.members
+        return group
 
     def _unfile(self, connection: ConnectionEntry) -> ConnectionEntry:
         """Take ``connection`` out of its container (lock held; the plan is already stale).

@@ -31,6 +31,7 @@ def _heard() -> queue.SimpleQueue[tuple[str, str]]:
 
     return heard
 
+
 __all__ = ["main"]
 
 _WAIT = 10.0  # seconds a request may take before the demo gives up on it
