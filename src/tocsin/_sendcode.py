@@ -206,11 +206,7 @@ if {count} == 1:
     if {receiver} is None:
         return []
 {single_call}
-{unrolled}{responses} = []
-for {receiver} in {resolve}:
-    if {receiver} is not None:
-{spelled_call}
-return {responses}
+{unrolled}{general}
 """
 
 # Most signals have one to three receivers: for those, send resolves them into locals and
@@ -290,6 +286,7 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         resolve_sync=_resolve(own, f"{own['route']}.sync"),
         resolve_async=_resolve(own, f"{own['route']}.asynchronous"),
         unrolled="" if robust else _unrolled(own, spelled),
+        general=_general(own, spelled, call_template),
         generic_call=call_template.format(**own, indent=" " * 16, arguments=generic),
         single_call=single_template.format(**own, arguments=spelled),
         spelled_call=call_template.format(**own, indent=" " * 8, arguments=spelled),
@@ -307,6 +304,25 @@ def _resolve(own: dict[str, str], getters: str) -> str:
     if sys.version_info >= (3, 12):  # comprehensions are inlined (PEP 709): no extra frame
         return f"[{own['get']}() for {own['get']} in {getters}]"
     return f"[*{own['map']}({own['call']}, {getters})]"
+
+
+def _general(own: dict[str, str], spelled: str, call_template: str) -> str:
+    """The loop for any number of receivers."""
+    if sys.version_info >= (3, 12) and call_template is _CALL_PLAIN:
+        # An inlined comprehension appends with LIST_APPEND, not a method call, and adds no
+        # frame: every receiver is still called from the send's own.
+        r = own["receiver"]
+        return (
+            f"return [({r}, {r}({spelled})) for {r} in {_resolve(own, own['refs'])}"
+            f" if {r} is not None]"
+        )
+    return (
+        f"{own['responses']} = []\n"
+        f"for {own['receiver']} in {_resolve(own, own['refs'])}:\n"
+        f"    if {own['receiver']} is not None:\n"
+        + call_template.format(**own, indent=" " * 8, arguments=spelled)
+        + f"\nreturn {own['responses']}"
+    )
 
 
 def _unrolled(own: dict[str, str], spelled: str) -> str:
