@@ -1121,3 +1121,29 @@ def test_asgiref_adapters_plug_in() -> None:
     with nothing_left_behind():
         responses = contextvars.Context().run(signal.send, None)
     assert [response for _, response in responses][-1] == "sync function"
+
+
+def test_context_changes_are_copied_back_by_identity_not_equality() -> None:
+    class NoCompare:
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("tocsin compared context values with ==")
+
+        __hash__ = object.__hash__
+
+    variable: contextvars.ContextVar[object] = contextvars.ContextVar("variable")
+    equal_but_new = 1.0
+    counter: contextvars.ContextVar[object] = contextvars.ContextVar("counter")
+
+    async def changes(**kwargs: Any) -> None:
+        variable.set(NoCompare())
+        counter.set(equal_but_new)  # == 1, but another object: still a change
+
+    def run() -> None:
+        variable.set(NoCompare())
+        counter.set(1)
+        signal = Signal()
+        signal.connect(changes)
+        signal.send(None)
+        assert counter.get() is equal_but_new
+
+    contextvars.copy_context().run(run)

@@ -527,3 +527,49 @@ def test_a_bridge_made_before_a_fork_takes_a_new_id_when_started_in_the_child(
         _, _, origin = b.inbox.next()
     assert a.bridge.id != made_in_parent
     assert origin is not None and (origin.bridge, origin.pid) == (a.bridge.id, child_pid)
+
+
+@pytest.mark.parametrize("escaping", ["cancelled async receiver", "SystemExit"])
+def test_a_receiver_raising_what_send_robust_lets_through_does_not_end_the_listener(
+    transport: MemoryTransport, escaping: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    here, there = Signal(name="ping"), Signal(name="ping")
+    heard: queue.Queue[int] = queue.Queue()
+
+    async def cancelled(sender: object, n: int, **kwargs: Any) -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    def exits(sender: object, n: int, **kwargs: Any) -> None:
+        if n == 1:
+            raise SystemExit(3)
+
+    def record(sender: object, n: int, **kwargs: Any) -> None:
+        heard.put(n)
+
+    there.connect(record, weak=False)
+    there.connect(cancelled if escaping == "cancelled async receiver" else exits, weak=False)
+    with Bridge(transport) as sending, Bridge(transport) as listening:
+        sending.forward(here)
+        listening.listen(there)
+        here.send(None, n=1)
+        assert heard.get(timeout=10) == 1
+        here.send(None, n=2)
+        assert heard.get(timeout=10) == 2  # the listener lived through it
+        assert listening.health().connected
+        assert listening.stats.errors >= 1
+    assert "send_robust does not catch" in caplog.text
+
+
+def test_a_send_racing_stop_is_counted_as_dropped(transport: MemoryTransport) -> None:
+    signal = Signal(name="late")
+    bridge = Bridge(transport)
+    bridge.forward(signal)
+    bridge.start()
+    publisher = bridge._publisher  # what forward's observer holds on to
+    assert publisher is not None
+    bridge.stop()
+    before = bridge.stats.dropped
+    publisher.put("late", b"{}", signal)  # what a send already past forward's check does
+    assert bridge.stats.dropped == before + 1

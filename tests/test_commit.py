@@ -305,3 +305,47 @@ def test_a_tied_batch_does_not_join_a_plain_one(paid: Any) -> None:
 def test_a_ledger_refuses_an_unknown_outside_policy() -> None:
     with pytest.raises(ValueError, match="must be 'send' or 'wait'; got 'later'"):
         TransactionLedger(lambda: None, outside="later")  # type: ignore[arg-type]
+
+
+def test_the_integrations_current_runs_outside_the_ledgers_lock() -> None:
+    """``current()`` is the integration's code: it may use the ledger itself."""
+    asked: list[bool] = []
+
+    def current() -> object:
+        asked.append(ledger._lock.locked())
+        ledger.release("savepoint", into="transaction")  # takes the lock: no deadlock
+        return None
+
+    ledger = TransactionLedger(current, outside="send")
+    signal = Signal(name="s")
+    heard: list[object] = []
+    signal.connect(lambda sender, **kwargs: heard.append(sender), weak=False)
+    with ledger.batch() as batch:
+        batch.send(signal, "first")
+    assert heard == ["first"]
+    assert asked and not any(asked)
+
+
+def test_a_failing_current_leaves_the_batch_open_with_its_sends() -> None:
+    failing = True
+
+    def current() -> object:
+        if failing:
+            raise ConnectionError("the database went away")
+        return None
+
+    ledger = TransactionLedger(current, outside="send")
+    signal = Signal(name="s")
+    heard: list[object] = []
+    signal.connect(lambda sender, **kwargs: heard.append(sender), weak=False)
+    batch = ledger.batch()
+    batch.__enter__()
+    failing = False
+    batch.send(signal, "kept")
+    failing = True
+    with pytest.raises(ConnectionError):
+        batch.__exit__(None, None, None)
+    assert batch.is_open  # nothing was lost: the block can still end
+    failing = False
+    batch.__exit__(None, None, None)
+    assert heard == ["kept"]

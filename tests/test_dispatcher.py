@@ -722,7 +722,23 @@ def test_many_different_argument_sets_all_work() -> None:
         [(_, kwargs)] = signal.send(None, **named)
         assert kwargs == {"signal": signal, "sender": None, **named}
         receivers.append(signal)
-    assert len(_sendcode._factories) == _sendcode._MAX_COMPILED  # the rest: no names compiled
+    # The rest got the send compiled for no names, which is always let into the cache.
+    assert len(_sendcode._factories) <= _sendcode._MAX_COMPILED + 4
+
+
+@pytest.mark.usefixtures("factory_cache_restored")
+def test_a_full_cache_still_compiles_a_send_for_no_names() -> None:
+    _sendcode._factories.clear()
+    for i in range(_sendcode._MAX_COMPILED):  # fill the cache with other names
+        signal = Signal()
+        signal.send(None, **{f"arg_{i}": i})
+    assert len(_sendcode._factories) == _sendcode._MAX_COMPILED
+    late = Signal()
+    late.connect(kwargs_echo)
+    for method in ("send", "send_robust"):
+        [(_, received)] = getattr(late, method)(None, order=1)
+        assert received == {"signal": late, "sender": None, "order": 1}
+        assert getattr(late, method).__code__.co_filename == f"<tocsin {method}()>"
 
 
 def test_a_signal_sent_with_other_names_than_its_first_send_still_works() -> None:

@@ -483,3 +483,37 @@ def connects_at(
     assert [r for r, _ in signal.send(sender)] == reused
     signal._ledger.check()
     return True
+
+
+@pytest.mark.parametrize("weak", [True, False], ids=["weak receiver", "strong receiver"])
+def test_a_receiver_freed_with_its_sender_is_freed_at_once_and_outside_the_lock(
+    weak: bool,
+) -> None:
+    """No cycle keeps the receiver for the cyclic collector, which could run its finalizer
+    anywhere, even while the signal's lock is held."""
+    signal = Signal()
+    seen: list[bool] = []
+
+    class Receiver:
+        def __call__(self, **kwargs: Any) -> None: ...
+
+        def __del__(self) -> None:
+            seen.append(signal._ledger.lock.locked())
+            signal.has_listeners()  # would deadlock if run under the signal's lock
+
+    sender = Model()
+    receiver = Receiver()
+    signal.connect(receiver, sender=sender, weak=weak)
+    signal.send(sender)
+    if weak:
+        kept = receiver  # a weak receiver outlives the sender only while something keeps it
+    del receiver
+    gc.disable()  # only reference counting may free it now
+    try:
+        del sender
+        if weak:
+            del kept
+        assert seen == [False]
+    finally:
+        gc.enable()
+    assert signal.connections() == []

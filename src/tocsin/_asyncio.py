@@ -332,11 +332,11 @@ async def _await(
 
 
 def _copy_back(base: contextvars.Context, context: contextvars.Context) -> None:
-    """Set in the current context every variable the receivers changed in ``context``."""
-    if context == base:
-        # Nobody set anything: the usual case, and a cheap test, as an untouched copy shares
-        # its mapping with the original, where the loop below reads every variable.
-        return
+    """Set in the current context every variable the receivers changed in ``context``.
+
+    A change is a value that is not the same object: comparing with ``==`` would run the
+    values' own ``__eq__`` (which may fail, as an array's does, or call equal objects the
+    same) after every receiver has run."""
     for variable, value in context.items():
         if base.get(variable, _MISSING) is not value:
             variable.set(value)

@@ -143,7 +143,7 @@ class Ledger:
         self.routes: dict[Hashable, Route] = {}
         self.rebuild = False
         # The connection sequence number current when a send last published a plan: a
-        # connection numbered after it has not been sent to yet (see ``sent_after``).
+        # connection numbered after it has not been sent to yet (see ``_drain``).
         self.sent_at = 0
         # Deaths reported by weakref callbacks, not yet acted on; labels of receivers that
         # died unsent, whose ReceiverCollectedWarning is not yet issued.
@@ -189,6 +189,7 @@ class Ledger:
         with self.lock:
             self.plan = STALE
             self.muted += change
+        self._settle()
 
     # -- connecting ----------------------------------------------------------------------------
 
@@ -226,7 +227,7 @@ class Ledger:
                         self.rebuild = True
                     else:
                         connection.group = group
-                        self.routes.pop(group.key, None)
+                        trash.append(self.routes.pop(group.key, None))
                     container[ident] = connection
                     if token is not None:
                         token.users += 1
@@ -258,7 +259,7 @@ class Ledger:
                     if connection is None:
                         return False
                     self.plan = STALE
-                    trash.append(self._unfile(connection))
+                    self._unfile(connection, trash)
                     # A dead receiver's leftover is not what the caller asked to remove.
                     return bool(uid) or connection() is not None
         finally:
@@ -278,17 +279,17 @@ class Ledger:
             # Only a guarded group can fail to hold its sender, and only once that sender is
             # dead: its id now belongs to this new object.
             self.plan = STALE
-            self._drop_group(group)
-            trash.append(group)
+            self._drop_group(group, trash)
             group = None
         if group is None:
             assert holder is not None
             group = self.groups[key] = Group(key, holder, not held_by_value(sender))
         return group
 
-    def _unfile(self, connection: ConnectionEntry) -> ConnectionEntry:
-        """Take ``connection`` out of its container (lock held; the plan is already stale).
-        Returns it, for the caller's trash."""
+    def _unfile(self, connection: ConnectionEntry, trash: list[object]) -> None:
+        """Take ``connection`` out of its container (lock held; the plan is already stale);
+        it, and the route it leaves out of date, go to ``trash``."""
+        trash.append(connection)
         group: Group | None = connection.group
         if group is None:
             if self.anyone.get(connection.ident) is connection:
@@ -296,19 +297,24 @@ class Ledger:
                 self.rebuild = True
         elif group.members.get(connection.ident) is connection:
             del group.members[connection.ident]
-            self.routes.pop(group.key, None)
+            trash.append(self.routes.pop(group.key, None))
             if not group.members and self.groups.get(group.key) is group:
                 del self.groups[group.key]
         self._release_token(connection.ident)
-        return connection
 
-    def _drop_group(self, group: Group) -> None:
-        """Forget a group whose sender died (lock held; the plan is already stale)."""
+    def _drop_group(self, group: Group, trash: list[object]) -> None:
+        """Forget a group whose sender died (lock held; the plan is already stale).
+
+        Its connections go to ``trash`` and leave the group: each refers to its group, so a
+        group still holding them would be a cycle, freed only by the cyclic collector, at any
+        moment, perhaps with a lock held (and a strong receiver's finalizer with it)."""
         if self.groups.get(group.key) is group:
             del self.groups[group.key]
-        self.routes.pop(group.key, None)
+        trash.append(self.routes.pop(group.key, None))
         for connection in group.members.values():
             self._release_token(connection.ident)
+        trash.extend(group.members.values())
+        group.members.clear()
 
     # -- dispatch_uid tokens -------------------------------------------------------------------
 
@@ -322,6 +328,7 @@ class Ledger:
         with self.lock:
             bucket = self.uids.get(hashed, ())
             version = self.uid_version
+        self._settle()
         for token in bucket:
             if same_uid(token.uid, uid):
                 return token, version, hashed
@@ -407,7 +414,7 @@ class Ledger:
         """Drop any-sender connections whose receiver died unnoticed (a callback lost to a
         RecursionError, say), so they cost nothing from now on (lock held)."""
         for connection in [c for c in self.anyone.values() if c.weak and c() is None]:
-            trash.append(self._unfile(connection))
+            self._unfile(connection, trash)
 
     def build_route(self, plan: Plan, key: Hashable, sender: object) -> Route:
         """The route for ``sender``, filed under ``key``, as the connections are now: the
@@ -420,8 +427,7 @@ class Ledger:
             if group is None or not group.holds(sender):
                 if group is not None and not group.alive():
                     self.plan = STALE
-                    self._drop_group(group)  # its sender died unnoticed
-                    trash.append(group)
+                    self._drop_group(group, trash)  # its sender died unnoticed
                 route = plan.everyone
             else:
                 route = self.routes.get(key) if plan.routes is self.routes else None
@@ -499,8 +505,7 @@ class Ledger:
                 dead_group = self.groups.get(item.key)
                 if dead_group is not None and dead_group.holder is item:
                     self.plan = STALE
-                    self._drop_group(dead_group)
-                    trash.append(dead_group)
+                    self._drop_group(dead_group, trash)
                 continue
             dead: ConnectionEntry = item  # type: ignore[assignment]
             group: Group | None = dead.group
@@ -508,7 +513,7 @@ class Ledger:
             if container.get(dead.ident) is not dead:
                 continue  # already removed, or its key belongs to a newer connection
             self.plan = STALE
-            trash.append(self._unfile(dead))
+            self._unfile(dead, trash)
             if (
                 dead.label is not None
                 and dead.seq > self.sent_at

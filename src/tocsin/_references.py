@@ -242,7 +242,7 @@ class _WeakConnection(weakref.ref):  # type: ignore[type-arg]
     """A connection holding its receiver (a function, partial or callable object) weakly.
 
     ``seq`` orders it among the signal's connections; it also tells whether the signal was
-    sent since it was made (see ``Ledger.sent_after``). ``label`` is set for watched
+    sent since it was made (see ``Ledger.sent_at``). ``label`` is set for watched
     receivers, whose death before any send is reported (``ReceiverCollectedWarning``).
     """
 

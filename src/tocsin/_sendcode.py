@@ -53,7 +53,8 @@ SendFunction = Callable[..., Responses]
 _logger = logging.getLogger("tocsin")
 
 # Bounds the cache of compiled factories for programs that send with ever-new names; past
-# it, signals get the function compiled for no names (correct, just not spelled out).
+# it, signals get the function compiled for no names (correct, just not spelled out), whose
+# four variants are always let in.
 _MAX_COMPILED = 256
 # More names than this are not worth spelling out: such a send is dominated by its receivers.
 _MAX_NAMES = 32
@@ -387,8 +388,8 @@ def _factory(method: str, names: tuple[str, ...], strict: bool) -> Factory:
     key = (method, names, strict)
     factory = _factories.get(key)
     if factory is None:
-        if len(_factories) >= _MAX_COMPILED:
-            return _factory(method, (), strict)
+        if len(_factories) >= _MAX_COMPILED and names:
+            return _factory(method, (), strict)  # the cache is full: no names compiled in
         source = _source(method, names, strict, for_class=False)
         factory = _exec(source, _filename(method, names, strict), names, "make")
         _factories[key] = factory

@@ -126,8 +126,9 @@ class Batch:
         if ledger is None:
             self._sends.append(_Send(signal, sender, named, None))
         else:
+            transaction = ledger._current()  # the integration's code: not under the lock
             with ledger._lock:
-                self._sends.append(_Send(signal, sender, named, ledger._current()))
+                self._sends.append(_Send(signal, sender, named, transaction))
 
     # -- the block ------------------------------------------------------------------------
 
@@ -178,8 +179,11 @@ class Batch:
         """End the block; return the sends to make now (none unless this batch is outermost)."""
         if self._state != "open":
             raise RuntimeError(f"{self!r} is not open")
-        _open_batches.set(tuple(batch for batch in _open_batches.get() if batch is not self))
         ledger = self._ledger
+        # Asked before anything changes, and not under the lock: it is the integration's code,
+        # and if it fails, the batch is still open with its sends.
+        outside_any = ledger is not None and ledger._current() is None
+        _open_batches.set(tuple(batch for batch in _open_batches.get() if batch is not self))
         if ledger is None:
             sends, self._sends = self._sends, []
             self._state = "closed"
@@ -198,7 +202,7 @@ class Batch:
             if self._parent is not None:
                 self._hand_to_parent(sends)
                 return []
-            if ledger._current() is None and ledger._outside == "send":
+            if outside_any and ledger._outside == "send":
                 return _in_order(sends)
             ledger._waiting.extend(sends)
             return []

@@ -93,13 +93,15 @@ class _Muted:
 
     def __init__(self, signals: tuple[Signal, ...]) -> None:
         self._signals = signals
-        self._open: list[ExitStack] = []  # one per block currently entered, innermost last
+        # The blocks entered in each thread, innermost last: one object may be entered from
+        # several threads at once, and each exit must close its own thread's block.
+        self._open: dict[int, list[ExitStack]] = {}
 
     def __enter__(self) -> None:
         with ExitStack() as stack:
             for signal in self._signals or _registry.live_signals():
                 stack.enter_context(signal.muted())
-            self._open.append(stack.pop_all())
+            self._open.setdefault(threading.get_ident(), []).append(stack.pop_all())
 
     def __exit__(
         self,
@@ -107,7 +109,12 @@ class _Muted:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._open.pop().close()
+        thread = threading.get_ident()
+        blocks = self._open[thread]
+        block = blocks.pop()
+        if not blocks:
+            del self._open[thread]
+        block.close()
 
     def __call__(self, func: F) -> F:
         """Decorate ``func`` (sync or async): each call runs in a fresh muted block."""

@@ -443,6 +443,11 @@ class Bridge:
         except Exception as error:  # not a receiver's: send_robust keeps those
             self._refused(signal, error)
             return
+        except BaseException as error:
+            # What send_robust lets through (a receiver's SystemExit, or CancelledError from
+            # an async one) must not end the listener: every later message would be lost.
+            self._escaped(signal, error)
+            return
         self._tally.count("received")
 
     async def _adeliver(self, data: bytes) -> None:
@@ -460,7 +465,24 @@ class Bridge:
         except Exception as error:
             self._refused(signal, error)
             return
+        except asyncio.CancelledError as error:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the listener itself is being cancelled: stop
+            self._escaped(signal, error)  # a receiver's task was: the listener goes on
+            return
         self._tally.count("received")
+
+    def _escaped(self, signal: Signal, error: BaseException) -> None:
+        """A receiver raised what a robust send does not catch; the listener goes on."""
+        self._tally.failure("delivery", error)
+        logger.error(
+            "tocsin bridge delivered a message through %r, and a receiver raised %s, which "
+            "send_robust does not catch; the listener goes on",
+            signal,
+            type(error).__name__,
+            exc_info=error,
+        )
 
     def _refused(self, signal: Signal, error: Exception) -> None:
         """The local send refused a message (strict mode and other declared arguments)."""

@@ -64,6 +64,16 @@ class ListenerThread:
             )
 
     def _run(self) -> None:
+        try:
+            self._listen()
+        except BaseException as error:
+            # Nothing should end the thread but stop(); if something does, say so: health()
+            # must not report a listener that no longer listens.
+            self.link.down("go on listening", error)
+            self._settle(frozenset())
+            raise
+
+    def _listen(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             names = self._names()

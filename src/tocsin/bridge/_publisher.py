@@ -43,6 +43,7 @@ class PublisherThread:
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._in_flight = 0  # messages taken from the queue and not yet accepted
         self._stopping = threading.Event()
+        self._stopped = False  # set once stop() has drained the queue: put() then drops
         self._ended = False  # the thread has taken _END: nothing more to publish
         self._abandon = threading.Event()  # end now: stop() ran out of time
         self._overflowing = False
@@ -60,7 +61,12 @@ class PublisherThread:
         return self._queue.qsize() + self._in_flight
 
     def put(self, name: str, data: bytes, signal: object) -> None:
-        """Queue a message, or drop it if the queue is full; never blocks."""
+        """Queue a message, or drop it if the queue is full or the publisher has stopped;
+        never blocks."""
+        if self._stopped:
+            # A send that raced with stop(): nothing will publish it, so count it.
+            self._tally.count("dropped")
+            return
         if self._queue.qsize() >= self._max_pending:
             self._tally.count("dropped")
             if not self._overflowing:
@@ -89,6 +95,8 @@ class PublisherThread:
             # the thread is a daemon, so a stuck one cannot keep the process alive.
             self._thread.join(1.0)
         self._drop_leftovers([])  # a send that raced with stop() may have queued one
+        self._stopped = True
+        self._drop_leftovers([])  # ...even while the line above ran
 
     def _run(self) -> None:
         publisher: Publisher | None = None
