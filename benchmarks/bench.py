@@ -94,8 +94,8 @@ class Mode:
 FULL = Mode(
     name="full",
     # Many short batches: on a shared machine a batch is either clean or hit by another
-    # process, and the median of 800 rounds then ignores the hits.
-    rounds=801,
+    # process, and the median of 1,000 rounds then ignores the hits.
+    rounds=1001,
     batch_ns=250_000,
     sweep=(1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000),
     churn_receivers=10_000,
