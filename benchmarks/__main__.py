@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{interpreter.key}: {interpreter.path} ({how})")
         return 0
     if args.render:
+        status = _missing(("matplotlib",))
+        if status is not None:
+            return status
         results = report.load(bench.RESULTS)
         if not results:
             _say(f"python -m benchmarks --render: no results in {bench.RESULTS}")

@@ -18,6 +18,13 @@ from benchmarks.systems import NoOp, ResolvingLoop, SpelledOutLoop, keyword_rece
 from tocsin.__main__ import main
 
 
+def _needs_matplotlib() -> None:
+    pytest.importorskip(
+        "matplotlib",
+        reason="the plot needs matplotlib, from the bench extra: pip install -e '.[bench]'",
+    )
+
+
 @pytest.fixture(scope="module")
 def quick_result() -> bench.Result:
     return bench.run(bench.QUICK, peers=())
@@ -86,6 +93,7 @@ def test_a_result_survives_json_and_the_results_directory(
 def test_the_page_shows_each_python_and_marks_the_targets(
     quick_result: bench.Result, tmp_path: Path
 ) -> None:
+    _needs_matplotlib()
     other = dataclasses.replace(quick_result, python="CPython 3.99")
     page_path, plot_path = report.write([quick_result, other], tmp_path)
     page = page_path.read_text(encoding="utf-8")
@@ -210,6 +218,7 @@ def test_render_rewrites_the_page_from_kept_results(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
+    _needs_matplotlib()
     kept, output = tmp_path / "results", tmp_path / "docs"
     monkeypatch.setattr(bench, "RESULTS", kept)
     assert bench_main(["--render", "--output-dir", str(output)]) == 2
