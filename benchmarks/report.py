@@ -380,7 +380,7 @@ contender, starting from a different contender each round, so drift in clock spe
 background load reaches all of them alike. A batch repeats one call in a plain loop (timed
 with `time.perf_counter_ns`) enough times to last at least {batch}; sending cases run with
 the cyclic garbage collector paused during a batch and resumed between batches. A table shows
-the median time per call over {rounds} rounds, and every ratio is the median of the
+the median time per call over {rounds:,} rounds, and every ratio is the median of the
 per-round ratios between two contenders of the same case, with the lower and upper quartiles
 in brackets. Only ratios are judged against the targets: a bare time says more about the
 machine than about the code.
@@ -389,11 +389,13 @@ machine than about the code.
 (each step's send reaches the one receiver just connected) and times the {window} steps
 that end at {smallest:,} senders and the {window} that end at {largest:,}, with the collector
 paused; each system does this {growth_rounds} times, the systems taking turns. A cost that
-does not depend on the number of senders gives a ratio near 1; a step that rebuilds what
-every sender has, as django.dispatch's cache does, grows with the senders, towards
-{factor:g}x here. The limit of {limit:g}x leaves room for what no dispatcher controls (dicts
-and the heap outgrowing the processor's caches as {largest:,} senders and receivers pile
-up), while anything that grows with the number of senders shows far above it.
+does not depend on the number of senders gives a ratio near 1; a step that goes over what
+every sender has, as refilling django.dispatch's cache does, grows with the senders: about
+{factor:g}x here for a step that is nothing else. The limit of {limit:g}x leaves room for
+what no dispatcher controls (dicts and the heap outgrowing the processor's caches as
+{largest:,} senders and receivers pile up), and still catches a step whose part that grows
+with the senders is more than {fraction:.1f}% of the step at {smallest:,} senders (with a
+fixed cost `a` and `b` per sender, the ratio is `(a + {largest}b) / (a + {smallest}b)`).
 
 Connecting and disconnecting uses {churn_rounds} rounds of one batch each, with the collector
 left on (allocation is the work being measured); each batch connects the receivers to a new
@@ -404,6 +406,14 @@ The machine is shared with other work, which no interleaving fully cancels: the 
 how much the per-round ratios moved, and each Python's section gives the load average when
 its run started and ended.
 """
+
+
+def _growth_fraction(factor: float, limit: float) -> float:
+    """The share of the smaller step that may grow with the senders before the larger step
+    exceeds ``limit`` times it, when the senders grow ``factor``-fold: with ``a`` fixed and
+    ``x`` growing, ``(a + factor * x) / (a + x) <= limit`` holds while ``x / (a + x)`` is at
+    most ``(limit - 1) / (factor - 1)``."""
+    return (limit - 1) / (factor - 1)
 
 
 def _python_section(result: Result) -> list[str]:
@@ -502,6 +512,7 @@ def page(results: Sequence[Result]) -> str:
             growth_rounds=mode.growth_rounds,
             factor=large / small,
             limit=GROWTH_LIMIT,
+            fraction=100 * _growth_fraction(large / small, GROWTH_LIMIT),
             churn_rounds=mode.churn_rounds,
             memory=mode.memory_connections,
         ),
