@@ -6,6 +6,10 @@ contender, starting from a different contender each time, so that frequency scal
 neighbour or a warming cache hits all of them alike. A case keeps the per-call time of every
 batch; comparisons are made round by round (see ``Case.ratio``), which cancels drift that a
 ratio of two independent medians would keep.
+
+A ``Summary`` keeps what a report needs of a case (medians, and every ratio between two of
+its contenders) in a form that survives a trip through JSON, so that results measured by
+several interpreters can be merged into one page.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import statistics
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 Timer = Callable[[int], int]
 
@@ -31,6 +36,19 @@ class Ratio:
     low: float
     high: float
 
+    @classmethod
+    def of(cls, values: list[float]) -> Ratio:
+        """The median and quartiles of ``values``."""
+        if len(values) < 2:
+            return cls(values[0], values[0], values[0])
+        low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+        return cls(median, low, high)
+
+    @classmethod
+    def exactly(cls, value: float) -> Ratio:
+        """A figure that has no spread (bytes counted, say)."""
+        return cls(value, value, value)
+
 
 @dataclass
 class Case:
@@ -45,18 +63,83 @@ class Case:
     def ratio(self, subject: str, reference: str | None = None) -> Ratio:
         """How many times the reference's time the subject took, compared round by round."""
         reference_samples = self.samples[reference or self.baseline]
-        ratios = [
-            mine / theirs
-            for mine, theirs in zip(self.samples[subject], reference_samples, strict=True)
-        ]
-        if len(ratios) < 2:
-            return Ratio(ratios[0], ratios[0], ratios[0])
-        low, median, high = statistics.quantiles(ratios, n=4, method="inclusive")
-        return Ratio(median, low, high)
+        return Ratio.of(
+            [
+                mine / theirs
+                for mine, theirs in zip(self.samples[subject], reference_samples, strict=True)
+            ]
+        )
+
+    def summary(self) -> Summary:
+        """The medians and every pairwise ratio of this case."""
+        names = list(self.samples)
+        return Summary(
+            baseline=self.baseline,
+            rounds=len(self.samples[self.baseline]),
+            medians={name: self.median_ns(name) for name in names},
+            ratios={
+                subject: {
+                    reference: self.ratio(subject, reference)
+                    for reference in names
+                    if reference != subject
+                }
+                for subject in names
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a report needs of a case: each contender's median time per call, and the ratio
+    between any two contenders, in the order they were timed."""
+
+    baseline: str
+    rounds: int
+    medians: dict[str, float]
+    ratios: dict[str, dict[str, Ratio]]  # subject -> reference -> subject ÷ reference
+
+    @property
+    def contenders(self) -> list[str]:
+        return list(self.medians)
+
+    def median_ns(self, contender: str) -> float:
+        return self.medians[contender]
+
+    def ratio(self, subject: str, reference: str | None = None) -> Ratio:
+        reference = reference or self.baseline
+        if subject == reference:
+            return Ratio.exactly(1.0)
+        return self.ratios[subject][reference]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "rounds": self.rounds,
+            "medians": self.medians,
+            "ratios": {
+                subject: {
+                    reference: [ratio.median, ratio.low, ratio.high]
+                    for reference, ratio in references.items()
+                }
+                for subject, references in self.ratios.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Summary:
+        return cls(
+            baseline=data["baseline"],
+            rounds=data["rounds"],
+            medians=dict(data["medians"]),
+            ratios={
+                subject: {reference: Ratio(*values) for reference, values in references.items()}
+                for subject, references in data["ratios"].items()
+            },
+        )
 
 
 @contextmanager
-def _gc_paused(pause: bool) -> Iterator[None]:
+def gc_paused(pause: bool = True) -> Iterator[None]:
     """Keep the cyclic collector out of a timed batch, and let it run between batches."""
     was_enabled = gc.isenabled()
     if pause:
@@ -75,7 +158,7 @@ def calibrate(timer: Timer, batch_ns: int, *, pause_gc: bool) -> int:
     """
     loops = 1
     while loops < _MAX_LOOPS:
-        with _gc_paused(pause_gc):
+        with gc_paused(pause_gc):
             elapsed = timer(loops)
         if elapsed >= batch_ns:
             break
@@ -109,7 +192,7 @@ def interleave(
     for round_number in range(rounds):
         start = round_number % len(names)
         for name in names[start:] + names[:start]:
-            with _gc_paused(pause_gc):
+            with gc_paused(pause_gc):
                 elapsed = timers[name](counts[name])
             samples[name].append(elapsed / counts[name])
     return Case(baseline=baseline, samples=samples)

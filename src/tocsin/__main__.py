@@ -123,50 +123,42 @@ _COMMANDS.append(_register_catalogue)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import importlib
+    import subprocess
     from pathlib import Path
 
     import tocsin
 
-    # The suite is not part of the package: it lives in benchmarks/ beside src/, so it is
-    # found only when tocsin runs from a source checkout (an editable install, say).
+    # The suite is not part of the package: it lives in benchmarks/ of a source checkout,
+    # beside src/, and runs as ``python -m benchmarks`` from the checkout's root. This only
+    # launches it there, in a process of its own, passing every argument on.
     checkout = Path(tocsin.__file__).resolve().parent.parent.parent
-    if not (checkout / "benchmarks" / "bench.py").is_file():
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
         print(
             "python -m tocsin bench: the benchmark suite is not installed with the package; "
             "it lives in benchmarks/ of the source repository.\n"
-            "Run it from a checkout:  pip install -e '.[bench]'  then  python -m tocsin bench",
+            "Run it from the root of a checkout:  pip install -e '.[bench]'  then  "
+            "python -m benchmarks --quick",
             file=sys.stderr,
         )
         return 2
-    sys.path.insert(0, str(checkout))
-    bench = importlib.import_module("benchmarks.bench")
-    output_dir = None if args.output_dir is None else Path(args.output_dir)
-    status: int = bench.command(quick=args.quick, output_dir=output_dir)
-    return status
+    command = [sys.executable, "-m", "benchmarks", *args.arguments]
+    return subprocess.run(command, cwd=checkout, check=False).returncode
 
 
 def _register_bench(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> tuple[str, str]:
-    help_text = "time tocsin against django.dispatch, blinker, psygnal and a hand-written loop"
+    help_text = "run the benchmark of a source checkout: python -m benchmarks"
     parser = commands.add_parser(
         "bench",
         help=help_text,
-        description=help_text + ". Needs a source checkout and pip install -e '.[bench]'; "
-        "a full run rewrites docs/performance.md and docs/performance.svg.",
+        description=help_text + ", from the checkout's root, with every argument passed on "
+        "(python -m tocsin bench --help shows its options).",
+        # Every argument, --help included, belongs to python -m benchmarks.
+        prefix_chars="+",
+        add_help=False,
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a short run that proves the suite works (numbers only indicative); "
-        "writes to a temporary directory unless --output-dir is given",
-    )
-    parser.add_argument(
-        "--output-dir",
-        metavar="DIR",
-        help="write performance.md and performance.svg into DIR instead",
-    )
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
     parser.set_defaults(handler=_bench)
     return "bench", help_text
 
