@@ -53,6 +53,7 @@ SITUATIONS = [
     "other names than compiled",
     "two receivers",
     "three receivers",
+    "five receivers",
     "many receivers",
     "with an async receiver",
 ]
@@ -67,8 +68,9 @@ def prepare(situation: str, method: str, receiver: Callable[..., None]) -> tuple
         sender = Model()
         signal.connect(receiver, sender=sender)
         signal.connect(keep[0])
-    elif situation in ("two receivers", "three receivers", "many receivers"):
-        count = {"two receivers": 1, "three receivers": 2, "many receivers": 7}[situation]
+    elif situation in ("two receivers", "three receivers", "five receivers", "many receivers"):
+        counts = {"two receivers": 1, "three receivers": 2, "five receivers": 4}
+        count = counts.get(situation, 7)
         for other in keep[:count]:
             signal.connect(other)
         signal.connect(receiver)
@@ -126,7 +128,7 @@ def test_a_receivers_warning_with_djangos_stacklevel_points_at_the_sending_line(
 # -- what a send holds -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("total", [2, 3, 5])
+@pytest.mark.parametrize("total", [2, 3, 4, 5, 6, 9])
 @pytest.mark.parametrize("method", ["send", "send_robust"])
 def test_a_receiver_dropping_the_last_reference_to_a_later_one_does_not_skip_it(
     total: int, method: str
@@ -350,3 +352,34 @@ def test_a_change_to_the_any_sender_receivers_rebuilds_every_route() -> None:
     signal.connect(third)
     assert [r for r, _ in signal.send(sender)] == [first, second, third]
     signal._ledger.check()
+
+
+class _Unrecordable(list[Any]):
+    """A ledger's list of deaths that takes none: the receiver stays in the route, dead."""
+
+    def append(self, item: Any) -> None:
+        raise RecursionError("as if the weakref callback could not run")
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 6, 9])
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_a_dead_receiver_left_in_a_route_is_skipped_at_any_size(total: int, method: str) -> None:
+    signal = Signal()
+    receivers = others(total)
+    for receiver in receivers:
+        signal.connect(receiver)
+    del receiver
+    getattr(signal, method)(None, order=1)
+    ledger = signal._ledger
+    ledger.dead = _Unrecordable()
+    unraisable: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        del receivers[0]  # dies; its connection stays in the published route
+    finally:
+        sys.unraisablehook = previous_hook
+        ledger.dead = []
+    assert len(unraisable) == 1
+    responses = getattr(signal, method)(None, order=2)
+    assert [r for r, _ in responses] == receivers
