@@ -826,3 +826,8 @@ def test_connected_to_leaves_a_connection_made_before_the_block() -> None:
     with signal.connected_to(r_a):
         assert signal.receivers_for(None) == [r_a]
     assert signal.receivers_for(None) == [r_a]
+
+
+def test_a_name_given_as_the_first_argument_is_refused_with_the_fix() -> None:
+    with pytest.raises(TypeError, match=r"pass name=: Signal\(name='order_paid'\)"):
+        Signal("order_paid")  # type: ignore[arg-type]

@@ -21,6 +21,9 @@ tocsin {version}: Django's signals for any Python program.
   tocsin.emit                send the model signals around your own saves and deletes
   tocsin.on_commit           send only once the work is committed
   tocsin.contrib             WSGI and ASGI middleware, sqlite3 and SQLAlchemy as senders
+  tocsin.autodiscover        import the modules that connect receivers, once, at start-up
+  tocsin.testing             mute, capture and assert sends in tests (and a pytest plugin)
+  tocsin.bridge              carry sends to other processes through Redis or PostgreSQL
 
 Commands:
 {commands}
@@ -262,6 +265,8 @@ _COMMANDS.append(_register_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m tocsin`` (and the ``tocsin`` console script) with ``argv`` (the command
+    line's when None); return the exit status."""
     parser, helps = _build_parser()
     args = parser.parse_args(argv)
     handler: Command | None = getattr(args, "handler", None)

@@ -163,7 +163,7 @@ def safe_str(value: object) -> str:
         return safe_repr(value)
 
 
-def describe(receiver: object) -> str:
+def describe_receiver(receiver: object) -> str:
     """A readable name for a receiver, for messages; never raises.
 
     Functions and methods by ``module.qualname``, partials by what they wrap, anything else
@@ -171,7 +171,7 @@ def describe(receiver: object) -> str:
     """
     try:
         if isinstance(receiver, functools.partial):
-            return f"functools.partial({describe(receiver.func)})"
+            return f"functools.partial({describe_receiver(receiver.func)})"
         qualname = getattr(receiver, "__qualname__", None)
         if isinstance(qualname, str):
             module = getattr(receiver, "__module__", None)
@@ -186,7 +186,7 @@ def label_of(receiver: Receiver) -> object:
     (it names the function and where it was defined, without building a string)."""
     if isinstance(receiver, FunctionType):
         return receiver.__code__
-    return describe(receiver)
+    return describe_receiver(receiver)
 
 
 def describe_label(label: object) -> str:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from tocsin import _asyncio
 from tocsin._plan import Route
-from tocsin._references import describe, safe_str
+from tocsin._references import describe_receiver, safe_str
 
 if TYPE_CHECKING:
     from tocsin._ledger import Ledger
@@ -81,7 +81,7 @@ def log_robust_failure(signal: object, receiver: object, error: BaseException) -
     with contextlib.suppress(Exception):
         _logger.error(
             "Error calling %s in Signal.send_robust() (%s)",
-            describe(receiver),
+            describe_receiver(receiver),
             safe_str(error),
             exc_info=error,
         )

@@ -9,9 +9,10 @@ connections for a while, and two things make that delicate:
 - a dead object's ``id()`` can be reused, so a remembered connection is compared with a live
   one only after its objects have been fetched back, while both are alive.
 
-Connections are identified as a signal identifies them: a receiver by identity (a bound
-method by its instance and function, as ``obj.method`` builds a new object on each access),
-a sender by identity, except str, bytes, int and bool, which match by type and value.
+Connections are identified as a signal identifies them, with the same functions
+(``tocsin._references``): a receiver by identity (a bound method by its instance and
+function), a sender by identity, except str, bytes, int and bool, which match by type and
+value.
 """
 
 from __future__ import annotations
@@ -22,37 +23,23 @@ from types import MethodType
 from typing import Any
 
 from tocsin import Connection, Signal, _registry
-
-# The sender types a signal matches by value (see docs/guide.md, "Senders").
-_BY_VALUE = (str, bytes, int, bool)
-
-
-def receiver_identity(receiver: object) -> Hashable:
-    """What identifies a receiver while it is alive."""
-    if isinstance(receiver, MethodType):
-        return ("method", id(receiver.__self__), id(receiver.__func__))
-    return id(receiver)
-
-
-def sender_identity(sender: object) -> Hashable:
-    """What identifies a sender while it is alive: its value for str, bytes, int and bool."""
-    if sender is None:
-        return None
-    if type(sender) in _BY_VALUE:
-        return (type(sender), sender)
-    return ("id", id(sender))
+from tocsin._references import held_by_value, receiver_identity, sender_key
 
 
 def same_sender(expected: object, actual: object) -> bool:
     """Whether a send from ``actual`` is a send from ``expected``, as a signal decides it."""
     if expected is actual:
         return True
-    return type(expected) in _BY_VALUE and type(actual) is type(expected) and expected == actual
+    return held_by_value(expected) and sender_key(expected) == sender_key(actual)
 
 
 def identity(connection: Connection) -> tuple[Hashable, Hashable]:
-    """The (receiver, sender) identity of a live connection."""
-    return (receiver_identity(connection.receiver), sender_identity(connection.sender))
+    """The (receiver, sender) identity of a live connection, as the signal files it."""
+    sender = connection.sender
+    return (
+        receiver_identity(connection.receiver),
+        None if sender is None else sender_key(sender),
+    )
 
 
 def full_identity(connection: Connection) -> Hashable:

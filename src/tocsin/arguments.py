@@ -5,9 +5,10 @@ documentation and so that strict mode can refuse a send that does not fit: an un
 with a "did you mean" hint for a near miss, or a missing required one. Declaring changes
 nothing else: receivers get what the sender passed.
 
-The check runs on the names of a send, not on its values. tocsin compiles a send function
-for each set of names a signal is sent with, and checks that set once, when it compiles it;
-so in strict mode a signal checks each new set of names, not each send (see ``Signal``).
+The check judges the names of a send, not its values. A signal's first send compiles a send
+function for the names it was sent with (see ``tocsin._sendcode``) and checks them then, once;
+in strict mode, later sends with exactly those names are not checked again, and a send with
+other names is checked every time. So strict mode costs nothing on a signal's usual send.
 """
 
 from __future__ import annotations

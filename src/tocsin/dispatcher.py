@@ -22,7 +22,7 @@ from tocsin._plan import Plan
 from tocsin._references import (
     Receiver,
     accepts_keywords,
-    describe,
+    describe_receiver,
     make_connection,
     receiver_identity,
     safe_repr,
@@ -67,6 +67,11 @@ class Signal:
         strict: bool | None = None,
         providing_args: Iterable[str] | None = None,
     ) -> None:
+        if isinstance(use_caching, str):
+            raise TypeError(
+                f"Signal() got {use_caching!r} as its first argument, which is use_caching as "
+                f"in Django; to name a signal, pass name=: Signal(name={use_caching!r})"
+            )
         if not isinstance(use_caching, bool) and isinstance(use_caching, Sequence | set):
             # Django < 3.1 took providing_args as the first positional argument.
             providing_args, use_caching = use_caching, False
@@ -136,10 +141,10 @@ class Signal:
         one is an error; the message names this signal, ``method`` and the argument. Does
         nothing when no arguments are declared.
 
-        In strict mode a send calls this once for each new set of argument names (when it
-        compiles a send for them), and for every send whose names differ from those, so a
-        subclass that adds rules of its own (see ``tocsin.catalogue.request_started``) must
-        judge the names, not the values.
+        In strict mode a send calls this for the names of the signal's first send once (when
+        the signal's own send is compiled for them), and on every send whose names differ
+        from those. So a subclass that adds rules of its own (see
+        ``tocsin.catalogue.request_started``) must judge the names, not the values.
         """
         if self._specs is not None:
             check_declared(self, self._specs, named, method)
@@ -179,7 +184,7 @@ class Signal:
         if not accepts_keywords(receiver):
             raise ValueError(
                 f"Signal receivers must accept keyword arguments (**kwargs). "
-                f"{describe(receiver)} connected to {self!r} does not."
+                f"{describe_receiver(receiver)} connected to {self!r} does not."
             )
         if dispatch_uid:
             self._check_uid(dispatch_uid, "connect")
@@ -193,8 +198,8 @@ class Signal:
             )
         except TypeError:
             raise TypeError(
-                f"{describe(receiver)} cannot be weakly referenced, so it cannot be connected "
-                f"to {self!r} with weak=True; pass weak=False to keep it alive"
+                f"{describe_receiver(receiver)} cannot be weakly referenced, so it cannot be "
+                f"connected to {self!r} with weak=True; pass weak=False to keep it alive"
             ) from None
         ident = None if dispatch_uid else receiver_identity(receiver)
         return ledger.add(connection, ident, sender, dispatch_uid or None)

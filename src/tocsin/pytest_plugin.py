@@ -26,6 +26,7 @@ import pytest
 pytest.register_assert_rewrite("tocsin.testing")
 
 from tocsin import Connection, Signal, _snapshot  # noqa: E402
+from tocsin._references import describe_receiver, safe_repr  # noqa: E402
 from tocsin.testing import Capture, capture, muted  # noqa: E402
 
 __all__ = [
@@ -190,13 +191,10 @@ def _leak_report(item: pytest.Item, leaks: list[tuple[Signal, Connection]]) -> s
 
 
 def _name(receiver: object) -> str:
-    """A receiver's name for the report: module and qualified name where it has them."""
+    """A receiver's name for the report, as tocsin names receivers everywhere; a bound
+    method also names its instance, which tells the leaking test's objects apart."""
     if isinstance(receiver, MethodType):
-        return f"{_name(receiver.__func__)} of {receiver.__self__!r}"
-    if isinstance(receiver, partial):
-        return f"functools.partial({_name(receiver.func)})"
-    qualname = getattr(receiver, "__qualname__", None)
-    if isinstance(qualname, str):
-        module = getattr(receiver, "__module__", None)
-        return f"{module}.{qualname}" if module else qualname
-    return repr(receiver)
+        return f"{describe_receiver(receiver)} of {safe_repr(receiver.__self__)}"
+    if isinstance(receiver, partial) or isinstance(getattr(receiver, "__qualname__", None), str):
+        return describe_receiver(receiver)
+    return safe_repr(receiver)  # a callable object: its repr tells instances apart
