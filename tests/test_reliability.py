@@ -503,6 +503,7 @@ def test_a_robust_send_goes_on_when_its_error_report_fails(
 # -- strict mode set from one thread reaches signals created in others ------------------------
 
 
+@bounded
 def test_set_strict_while_other_threads_create_signals() -> None:
     creators = 3
     barrier = threading.Barrier(creators + 1)
