@@ -514,24 +514,28 @@ def test_set_strict_while_other_threads_create_signals() -> None:
     def create(index: int) -> None:
         try:
             barrier.wait(timeout=10)
-            for count in range(400):
+            for count in range(3000):
                 signal = Signal(name=f"s{index}-{count}", arguments=["order"])
-                if count % 4 == 0:
+                if count % 10 == 0:
                     made[index].append(signal)  # the rest die at once
                 if count % 50 == 0:
                     gc.collect()
-                if done.is_set() and count > 100:
+                if done.is_set():
                     return
         except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=create, args=(i,)) for i in range(creators)]
+    # Many live signals make each set_strict() long; frequent switches put creations inside.
+    crowd = [Signal(name=f"crowd {n}", arguments=["order"]) for n in range(2000)]
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
     for thread in threads:
         thread.start()
     previous = set_strict(False)
     try:
         barrier.wait(timeout=10)
-        for flip in range(300):
+        for flip in range(200):
             set_strict(flip % 2 == 0)
         done.set()
         for thread in threads:
@@ -548,7 +552,9 @@ def test_set_strict_while_other_threads_create_signals() -> None:
         for signal in signals:
             assert signal.strict is False
             assert signal.send(None, ordr=1) == []
+        assert all(signal.strict is False for signal in crowd)
     finally:
+        sys.setswitchinterval(previous_interval)
         set_strict(previous)
 
 
