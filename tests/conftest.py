@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import itertools
+import subprocess
 import sys
 import textwrap
 import threading
@@ -118,6 +120,33 @@ def site(tmp_path: Path) -> Iterator[Site]:
     finally:
         site.forget()
         gc.collect()  # here, not later: the modules' receivers and signals die together
+
+
+@pytest.fixture
+def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_python(source, *flags, timeout=60)`` runs ``source`` (dedented) as a script in a
+    new interpreter (``sys.executable``, with ``flags`` before the script) and returns the
+    finished process, output captured as text. A script still running after ``timeout``
+    seconds is killed and the test fails: a hang there is a deadlock."""
+    scripts = itertools.count()
+
+    def run(source: str, *flags: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        script = tmp_path / f"script_{next(scripts)}.py"
+        script.write_text(textwrap.dedent(source), encoding="utf-8")
+        try:
+            return subprocess.run(
+                [sys.executable, *flags, str(script)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=tmp_path,
+            )
+        except subprocess.TimeoutExpired as expired:
+            pytest.fail(
+                f"{script.name} still ran after {timeout} s (deadlock?): {expired.stderr!r}"
+            )
+
+    return run
 
 
 class Heard:
