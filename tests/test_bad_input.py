@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tocsin
-from tocsin import Argument, Signal, catalogue, emit, on_commit, receiver, testing
+from tocsin import Argument, Signal, _catalogue_views, catalogue, emit, on_commit, receiver, testing
 
 
 def on_anything(**kwargs: Any) -> str:
@@ -280,8 +280,8 @@ CASES: list[Case] = [
     ),
     # -- tocsin.catalogue ------------------------------------------------------------------------
     (
-        "catalogue.describe('nope')",
-        lambda s: catalogue.describe("nope"),
+        "the catalogue's describe('nope')",
+        lambda s: _catalogue_views.describe("nope"),
         ValueError,
         ["unknown signal group 'nope'", "the groups are: auth"],
     ),

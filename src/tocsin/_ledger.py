@@ -97,6 +97,17 @@ class Group:
 
 
 _NOBODY_ROUTE = Route((), None)
+# What a send goes by when nothing is connected and nothing is to be checked: it has no
+# groups, so it never asks a ledger to build a route.
+_NOBODY_PLAN = Plan(
+    ledger=None,  # type: ignore[arg-type]
+    everyone=_NOBODY_ROUTE,
+    routes={},
+    groups={},
+    strict=False,
+    observers=(),
+    muted=False,
+)
 
 
 class Ledger:
@@ -108,6 +119,7 @@ class Ledger:
         "anyone_in_order",
         "dead",
         "declared",
+        "dirty",
         "everyone",
         "groups",
         "key",
@@ -145,6 +157,9 @@ class Ledger:
         # The connection sequence number current when a send last published a plan: a
         # connection numbered after it has not been sent to yet (see ``_drain``).
         self.sent_at = 0
+        # Set while a change is under way: still set afterwards, the change was cut short by an
+        # exception, and the next holder of the lock repairs the bookkeeping (see _repair).
+        self.dirty = False
         # Deaths reported by weakref callbacks, not yet acted on; labels of receivers that
         # died unsent, whose ReceiverCollectedWarning is not yet issued.
         self.dead: list[ConnectionEntry | SenderRef] = []
@@ -206,35 +221,52 @@ class Ledger:
                 token, version, hashed = self._uid_token(uid) if uid else (None, 0, 0)
                 with self.lock:
                     self._drain(trash)
-                    if uid:
-                        if self.uid_version != version:
-                            continue  # uids changed while we compared: compare again
-                        token = token or self._new_token(uid, hashed, version)
-                        ident = token
-                    group = self._group_for(sender, holder, trash)
-                    container = self.anyone if group is None else group.members
-                    existing = container.get(ident)
-                    if existing is not None and existing() is not None:
-                        return False
-                    self.plan = STALE
-                    if existing is not None:
-                        # A dead connection whose callback never ran (or has not run yet):
-                        # it must not shadow a live receiver that took its identity.
-                        self._release_token(existing.ident)
-                        trash.append(existing)
-                    connection.ident = ident
-                    if group is None:
-                        self.rebuild = True
-                    else:
-                        connection.group = group
-                        trash.append(self.routes.pop(group.key, None))
-                    container[ident] = connection
-                    if token is not None:
-                        token.users += 1
-                    return True
+                    if uid and self.uid_version != version:
+                        continue  # uids changed while we compared: compare again
+                    self.dirty = True
+                    added = self._file(connection, ident, sender, holder, token, uid, hashed, trash)
+                    self.dirty = False
+                    return added
         finally:
             trash.clear()
             self._settle()
+
+    def _file(
+        self,
+        connection: ConnectionEntry,
+        ident: Hashable | None,
+        sender: object,
+        holder: Callable[[], object] | None,
+        token: UidToken | None,
+        uid: Hashable,
+        hashed: int,
+        trash: list[object],
+    ) -> bool:
+        """The change ``add`` makes (lock held, the ledger marked dirty)."""
+        if uid:
+            token = token or self._new_token(uid, hashed)
+            ident = token
+        group = self._group_for(sender, holder, trash)
+        container = self.anyone if group is None else group.members
+        existing = container.get(ident)
+        if existing is not None and existing() is not None:
+            return False
+        self.plan = STALE
+        if existing is not None:
+            # A dead connection whose callback never ran (or has not run yet): it must not
+            # shadow a live receiver that took its identity.
+            self._release_token(existing.ident)
+            trash.append(existing)
+        connection.ident = ident
+        if group is None:
+            self.rebuild = True
+        else:
+            connection.group = group
+            trash.append(self.routes.pop(group.key, None))
+        container[ident] = connection
+        if token is not None:
+            token.users += 1
+        return True
 
     def remove(self, ident: Hashable | None, sender: object, uid: Hashable) -> bool:
         """Remove the connection filed under ``ident`` (or ``uid``) for ``sender``; False if
@@ -259,7 +291,9 @@ class Ledger:
                     if connection is None:
                         return False
                     self.plan = STALE
+                    self.dirty = True
                     self._unfile(connection, trash)
+                    self.dirty = False
                     # A dead receiver's leftover is not what the caller asked to remove.
                     return bool(uid) or connection() is not None
         finally:
@@ -295,6 +329,12 @@ class Ledger:
             if self.anyone.get(connection.ident) is connection:
                 del self.anyone[connection.ident]
                 self.rebuild = True
+                # What was built from the any-sender connections goes now, not at the next
+                # send: it must not keep a disconnected strong receiver alive until then.
+                trash.append((self.everyone, self.anyone_in_order, self.routes))
+                self.everyone = _NOBODY_ROUTE
+                self.anyone_in_order = []
+                self.routes = {}
         elif group.members.get(connection.ident) is connection:
             del group.members[connection.ident]
             trash.append(self.routes.pop(group.key, None))
@@ -334,11 +374,11 @@ class Ledger:
                 return token, version, hashed
         return None, version, hashed
 
-    def _new_token(self, uid: Hashable, hashed: int, version: int) -> UidToken:
-        """A token for a uid that has none (lock held, at ``version``)."""
+    def _new_token(self, uid: Hashable, hashed: int) -> UidToken:
+        """A token for a uid that has none (lock held)."""
         token = UidToken(uid, hashed)
         self.uids[token.hashed] = (*self.uids.get(token.hashed, ()), token)
-        self.uid_version = version + 1
+        self.uid_version += 1
         return token
 
     def _release_token(self, ident: Hashable) -> None:
@@ -362,6 +402,8 @@ class Ledger:
         plan = self.plan
         if type(plan) is Plan:
             return plan
+        if plan is None and not self.unsent:
+            return _NOBODY_PLAN  # nothing connected, nothing to check: no lock needed
         trash: list[object] = []
         with self.lock:
             self._drain(trash)
@@ -374,32 +416,25 @@ class Ledger:
         self._settle()
         if self.unsent:
             self.issue_warnings(stacklevel=5)
-        return plan if plan is not None else self._empty_plan()
-
-    def _empty_plan(self) -> Plan:
-        return Plan(
-            ledger=self,
-            everyone=_NOBODY_ROUTE,
-            routes={},
-            groups={},
-            strict=False,
-            observers=(),
-            muted=False,
-        )
+        return plan if plan is not None else _NOBODY_PLAN
 
     def _build(self, trash: list[object]) -> Plan | None:
         """A plan for the state as it is now (lock held)."""
-        observers = _registry.observers_of_key(self.key)
-        strict = self.strict
-        if not (self.anyone or self.groups or self.muted or strict or observers):
-            return None
         if self.rebuild:
+            # Even when nothing is left to send to: the old route must not keep a strong
+            # receiver alive after its disconnect.
+            self.dirty = True
             self._sweep_anyone(trash)
-            trash.append((self.everyone, self.routes))
+            trash.append((self.everyone, self.routes, self.anyone_in_order))
             self.anyone_in_order = sorted(self.anyone.values(), key=_by_seq)
             self.everyone = Route(self.anyone_in_order, None)
             self.routes = {}
             self.rebuild = False
+            self.dirty = False
+        observers = _registry.observers_of_key(self.key)
+        strict = self.strict
+        if not (self.anyone or self.groups or self.muted or strict or observers):
+            return None
         return Plan(
             ledger=self,
             everyone=self.everyone,
@@ -424,10 +459,21 @@ class Ledger:
             self._drain(trash)
             group = self.groups.get(key)
             route: Route | None
+            if group is not None and group.holds(sender):
+                dead = [c for c in group.members.values() if c.weak and c() is None]
+                if dead:  # receivers that died unnoticed (a callback lost to RecursionError)
+                    self.plan = STALE
+                    self.dirty = True
+                    for connection in dead:
+                        self._unfile(connection, trash)
+                    self.dirty = False
+                    group = self.groups.get(key)
             if group is None or not group.holds(sender):
                 if group is not None and not group.alive():
                     self.plan = STALE
+                    self.dirty = True
                     self._drop_group(group, trash)  # its sender died unnoticed
+                    self.dirty = False
                 route = plan.everyone
             else:
                 route = self.routes.get(key) if plan.routes is self.routes else None
@@ -498,29 +544,69 @@ class Ledger:
             self.issue_warnings(stacklevel=3, in_callback=True)
 
     def _drain(self, trash: list[object]) -> None:
-        """Act on the deaths callbacks reported (lock held)."""
+        """Finish what is pending (lock held): a change that was cut short, then the deaths
+        callbacks reported."""
+        if self.dirty:
+            self._repair(trash)
         while self.dead:
             item = self.dead.pop()
-            if type(item) is SenderRef:
-                dead_group = self.groups.get(item.key)
-                if dead_group is not None and dead_group.holder is item:
-                    self.plan = STALE
-                    self._drop_group(dead_group, trash)
-                continue
-            dead: ConnectionEntry = item  # type: ignore[assignment]
-            group: Group | None = dead.group
-            container = self.anyone if group is None else group.members
-            if container.get(dead.ident) is not dead:
-                continue  # already removed, or its key belongs to a newer connection
-            self.plan = STALE
-            self._unfile(dead, trash)
-            if (
-                dead.label is not None
-                and dead.seq > self.sent_at
-                and self.signal() is not None  # a dead signal's receivers concern nobody
-                and not sys.is_finalizing()  # at exit, everything dies unsent
-            ):
-                self.unsent.append(dead.label)
+            self.dirty = True
+            self._forget(item, trash)
+            self.dirty = False
+
+    def _forget(self, item: ConnectionEntry | SenderRef, trash: list[object]) -> None:
+        """A receiver or a sender died: drop what was filed for it (lock held)."""
+        if type(item) is SenderRef:
+            group = self.groups.get(item.key)
+            if group is not None and group.holder is item:
+                self.plan = STALE
+                self._drop_group(group, trash)
+            return
+        dead: ConnectionEntry = item  # type: ignore[assignment]
+        owner: Group | None = dead.group
+        container = self.anyone if owner is None else owner.members
+        if container.get(dead.ident) is not dead:
+            return  # already removed, or its key belongs to a newer connection
+        self.plan = STALE
+        self._unfile(dead, trash)
+        if (
+            dead.label is not None
+            and dead.seq > self.sent_at
+            and self.signal() is not None  # a dead signal's receivers concern nobody
+            and not sys.is_finalizing()  # at exit, everything dies unsent
+        ):
+            self.unsent.append(dead.label)
+
+    def _repair(self, trash: list[object]) -> None:
+        """Make the bookkeeping whole after a change that was cut short (lock held).
+
+        Every change marks the ledger dirty before it starts and clean when it is done, so an
+        exception in the middle of one (a RecursionError at the recursion limit can strike
+        at any call) leaves the mark. The connections themselves are always filed or not,
+        whole; what may be out of step is what is derived from them, and that is rebuilt
+        here: the routes, the plan, empty groups, and the count of each uid token's users.
+        """
+        self.plan = STALE
+        self.rebuild = True
+        trash.append(self.routes)
+        self.routes = {}
+        for key, group in list(self.groups.items()):
+            if not group.members:
+                del self.groups[key]
+        users: dict[int, int] = {}
+        for connection in self._all_connections():
+            if type(connection.ident) is UidToken:
+                users[id(connection.ident)] = users.get(id(connection.ident), 0) + 1
+        for hashed, bucket in list(self.uids.items()):
+            kept = tuple(token for token in bucket if users.get(id(token)))
+            for token in kept:
+                token.users = users[id(token)]
+            if kept:
+                self.uids[hashed] = kept
+            else:
+                del self.uids[hashed]
+        self.uid_version += 1
+        self.dirty = False
 
     def _settle(self) -> None:
         """Finish deaths reported while the lock was held (called after releasing it)."""
@@ -562,9 +648,7 @@ class Ledger:
         """In a child process: a new lock (another thread may have held this one when the
         process forked) and a plan rebuilt from scratch."""
         self.lock = threading.Lock()
-        self.rebuild = True
-        self.routes = {}
-        self.plan = STALE
+        self.dirty = True  # another thread may have been half-way through a change
 
     def check(self) -> None:
         """Assert the bookkeeping is consistent (for tests): every connection filed under its
@@ -585,9 +669,11 @@ class Ledger:
             for connection in self._all_connections():
                 if type(connection.ident) is UidToken:
                     users[id(connection.ident)] = users.get(id(connection.ident), 0) + 1
+            filed = {id(token) for bucket in self.uids.values() for token in bucket}
             for bucket in self.uids.values():
                 for token in bucket:
                     assert token.users == users.get(id(token), 0) > 0, "token miscounted"
+            assert set(users) <= filed, "a connection's uid token is no longer filed"
             plan = self.plan
             if plan is None:
                 assert not (self.anyone or self.groups or self.muted or self.strict)

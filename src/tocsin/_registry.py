@@ -106,7 +106,8 @@ def set_strict(enabled: bool) -> bool:
     a caller can put it back.
     """
     global strict_default
-    enabled = bool(enabled)
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_strict() takes True or False; got {enabled!r}")
     with _lock:
         previous = strict_default
         strict_default = enabled

@@ -40,7 +40,7 @@ from operator import call
 from typing import TYPE_CHECKING, Any
 
 from tocsin import _asyncio
-from tocsin._plan import Route
+from tocsin._plan import STALE, Route
 from tocsin._references import describe_receiver, safe_str
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ def compilable(name: str) -> bool:
 # if a compiled argument happens to share it, so no argument can shadow them.
 _OWN_NAMES = (
     "signal",
+    "STALE",
     "count",
     "get",
     "id",
@@ -177,7 +178,9 @@ def {method}({self}, /, sender, **{other}):
 _BODY = """\
 {plan} = {ledger}.plan
 if {plan} is None:
-    return []
+    if not {other}:
+        return []
+    {plan} = {STALE}  # names to check (such as 'signal'): every send is judged alike
 {refs} = {plan}.fast
 if {refs} is None:
     {route} = {plan}.by_id({id}(sender))
@@ -353,6 +356,7 @@ def _globals(names: tuple[str, ...]) -> dict[str, Any]:
     own = _own_names(names)
     helpers: dict[str, Any] = {
         "MISSING": MISSING,
+        "STALE": STALE,
         "call": call,
         "prelude": prelude,
         "run_async": _asyncio.send_async_group,
@@ -432,7 +436,8 @@ def install(signal: Signal, ledger: Ledger, method: str, named: Mapping[str, Any
 
 
 def _class_method(method: str, doc: str) -> SendFunction:
-    source = _source(method, (), False, for_class=True)
+    # No names are compiled in, and no check was made: a strict plan must check every send.
+    source = _source(method, (), True, for_class=True)
     function: SendFunction = _exec(source, f"<tocsin Signal.{method}>", (), method)
     function.__doc__ = doc
     function.__qualname__ = f"Signal.{method}"

@@ -421,6 +421,10 @@ def group_of(signal: Signal) -> str:
     Raises ValueError for any other signal, even one named like a catalogue signal: the
     receivers connected to the catalogue's object never hear a look-alike.
     """
+    if not isinstance(signal, Signal):
+        raise TypeError(
+            f"group_of() takes a tocsin.catalogue signal; got {signal!r} ({type(signal).__name__})"
+        )
     name = signal.name
     if name is None or SIGNALS.get(name) is not signal:
         raise ValueError(

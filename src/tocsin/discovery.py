@@ -143,6 +143,11 @@ def load_entry_points(group: str = "tocsin.receivers") -> list[str]:
     the values (``module`` or ``module:attribute``) loaded by this call, in the order the
     installed distributions list them.
     """
+    if not isinstance(group, str) or not group:
+        raise TypeError(
+            f"load_entry_points() takes the entry-point group's name, a str such as "
+            f"'tocsin.receivers'; got {group!r} ({type(group).__name__})"
+        )
     from importlib.metadata import entry_points
 
     loaded: list[str] = []

@@ -32,6 +32,9 @@ from tocsin.arguments import Argument, check_declared, declare
 
 R = TypeVar("R", bound=Callable[..., Any])
 
+# What receiver() passes on to connect(), checked when the decorator is made.
+_CONNECT_KEYWORDS = frozenset({"sender", "weak", "dispatch_uid"})
+
 
 @dataclass(frozen=True, slots=True)
 class Connection:
@@ -77,6 +80,15 @@ class Signal:
             providing_args, use_caching = use_caching, False
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Signal(name=...) must be a str or None; got {safe_repr(name)}")
+        if doc is not None and not isinstance(doc, str):
+            raise TypeError(f"Signal {name!r}: doc= must be a str or None; got {safe_repr(doc)}")
+        if providing_args is not None and (
+            isinstance(providing_args, str | bytes) or not isinstance(providing_args, Iterable)
+        ):
+            raise TypeError(
+                f"Signal {name!r}: providing_args= must be a list of argument names; got "
+                f"{safe_repr(providing_args)}"
+            )
         if providing_args is not None:
             if arguments is not None:
                 raise TypeError(f"Signal {name!r}: pass arguments= or providing_args=, not both")
@@ -146,6 +158,11 @@ class Signal:
         from those. So a subclass that adds rules of its own (see
         ``tocsin.catalogue.request_started``) must judge the names, not the values.
         """
+        if not isinstance(named, Mapping):
+            raise TypeError(
+                f"{self!r}.check_arguments() takes the arguments as a mapping of name to "
+                f"value, as a send gets them; got {safe_repr(named)}"
+            )
         if self._specs is not None:
             check_declared(self, self._specs, named, method)
 
@@ -363,6 +380,12 @@ def receiver(signal: Any | list[Any] | tuple[Any, ...], **connect_kwargs: Any) -
                 f"receiver() takes a Signal (or any object with a connect() method) or a list "
                 f"or tuple of them; got {safe_repr(s)} ({type(s).__name__})"
             )
+    unknown = sorted(set(connect_kwargs) - _CONNECT_KEYWORDS)
+    if unknown:
+        raise TypeError(
+            f"receiver({', '.join(map(safe_repr, signals))}) got {unknown[0]!r}, which "
+            "connect() does not take; it takes sender, weak and dispatch_uid"
+        )
 
     def decorator(func: R) -> R:
         for s in signals:

@@ -290,6 +290,11 @@ def model_signals(cls: ClassT) -> ClassT:
     On a dataclass, put ``@model_signals`` above ``@dataclass`` so that it wraps the
     ``__init__`` the dataclass generates.
     """
+    if not isinstance(cls, type):
+        raise TypeError(
+            f"model_signals decorates a class; got {cls!r} ({type(cls).__name__}). Put "
+            "@model_signals on the class statement"
+        )
     cls.__init__ = _signalling_init(cls.__init__)  # type: ignore[misc]
     catalogue.class_prepared.send(cls)
     return cls
