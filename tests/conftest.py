@@ -11,6 +11,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -193,3 +194,33 @@ def hear() -> Iterator[Callable[..., Heard]]:
     yield listen
     for signal, heard in connected:
         signal.disconnect(heard)
+
+
+class _Unrecordable(list[Any]):
+    """A ledger's list of deaths that takes none, as a weakref callback CPython could not
+    run (at the recursion limit) records none."""
+
+    def append(self, item: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+@contextmanager
+def _callbacks_lost(signal: Signal) -> Iterator[list[Any]]:
+    ledger = signal._ledger
+    ledger.dead = _Unrecordable()
+    reported: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        yield reported
+    finally:
+        sys.unraisablehook = previous_hook
+        ledger.dead = []
+
+
+@pytest.fixture
+def callbacks_lost() -> Callable[[Signal], AbstractContextManager[list[Any]]]:
+    """``with callbacks_lost(signal) as reported:``: within the block, the signal's weakref
+    callbacks fail at their first step, as CPython's do where it cannot run them, so deaths
+    go unnoticed; ``reported`` gets what CPython reported about them."""
+    return _callbacks_lost

@@ -430,17 +430,11 @@ def test_a_lost_callback_never_shadows_a_new_receiver_at_the_same_address(
     with_reused_address(scenario)
 
 
-class _Unrecordable(list[Any]):
-    """A ledger's list of deaths that cannot take one: what a callback CPython could not
-    run (a RecursionError at its first step) leaves behind."""
-
-    def append(self, item: Any) -> None:
-        raise RecursionError("maximum recursion depth exceeded")
-
-
 @pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
 def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
-    for_sender: bool, with_reused_address: Callable[[Callable[..., bool]], None]
+    for_sender: bool,
+    with_reused_address: Callable[[Callable[..., bool]], None],
+    callbacks_lost: Callable[[Signal], Any],
 ) -> None:
     sender = Model() if for_sender else None
 
@@ -452,16 +446,8 @@ def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
             signal.connect(receiver, sender=sender)
         del receiver
         signal.send(sender)
-        ledger = signal._ledger
-        ledger.dead = _Unrecordable()
-        unraisable: list[Any] = []
-        previous_hook = sys.unraisablehook
-        sys.unraisablehook = unraisable.append
-        try:
+        with callbacks_lost(signal) as unraisable:
             del receivers
-        finally:
-            sys.unraisablehook = previous_hook
-            ledger.dead = []
         assert {type(u.exc_value) for u in unraisable} == {RecursionError}
         return connects_at(reuse, addresses, signal, sender)
 

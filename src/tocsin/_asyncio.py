@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
+from tocsin._references import safe_repr
+
 if TYPE_CHECKING:
     from tocsin.dispatcher import Signal
 
@@ -121,7 +123,7 @@ def set_sync_to_async(adapter: SyncToAsync | None) -> None:
     """
     global _sync_to_async
     if adapter is not None and not callable(adapter):
-        raise TypeError(f"set_sync_to_async() takes a callable or None; got {adapter!r}")
+        raise TypeError(f"set_sync_to_async() takes a callable or None; got {safe_repr(adapter)}")
     _sync_to_async = _run_in_worker_thread if adapter is None else adapter
 
 
@@ -135,7 +137,7 @@ def set_async_to_sync(adapter: AsyncToSync | None) -> None:
     """
     global _async_to_sync
     if adapter is not None and not callable(adapter):
-        raise TypeError(f"set_async_to_sync() takes a callable or None; got {adapter!r}")
+        raise TypeError(f"set_async_to_sync() takes a callable or None; got {safe_repr(adapter)}")
     _async_to_sync = _run_on_new_loop if adapter is None else adapter
 
 

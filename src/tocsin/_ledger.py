@@ -531,16 +531,9 @@ class Ledger:
     def _on_death(self, item: ConnectionEntry | SenderRef) -> None:
         """Weakref callback: a receiver or a sender died. Never waits for the lock."""
         self.dead.append(item)
-        if not self.lock.acquire(blocking=False):
-            return  # the holder finishes the work as it releases the lock (see _settle)
-        trash: list[object] = []
-        try:
-            self._drain(trash)
-        finally:
-            self.lock.release()
-        trash.clear()
-        self._settle()
-        if self.unsent:
+        # If the lock is taken (perhaps by this very thread, the collector having run inside
+        # a locked region), its holder finishes the work as it releases it.
+        if self._settle() and self.unsent:
             self.issue_warnings(stacklevel=3, in_callback=True)
 
     def _drain(self, trash: list[object]) -> None:
@@ -608,15 +601,19 @@ class Ledger:
         self.uid_version += 1
         self.dirty = False
 
-    def _settle(self) -> None:
-        """Finish deaths reported while the lock was held (called after releasing it)."""
+    def _settle(self) -> bool:
+        """Finish the deaths reported meanwhile, if the lock is free (called without it).
+        Returns whether it took the lock (then nobody, this thread included, held it)."""
+        took = False
         while self.dead and self.lock.acquire(blocking=False):
+            took = True
             trash: list[object] = []
             try:
                 self._drain(trash)
             finally:
                 self.lock.release()
             trash.clear()
+        return took
 
     def issue_warnings(self, *, stacklevel: int, in_callback: bool = False) -> None:
         """Issue the ReceiverCollectedWarnings waiting in ``unsent``.

@@ -22,6 +22,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tocsin._references import safe_repr
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -107,7 +109,7 @@ def set_strict(enabled: bool) -> bool:
     """
     global strict_default
     if not isinstance(enabled, bool):
-        raise TypeError(f"set_strict() takes True or False; got {enabled!r}")
+        raise TypeError(f"set_strict() takes True or False; got {safe_repr(enabled)}")
     with _lock:
         previous = strict_default
         strict_default = enabled
@@ -192,7 +194,7 @@ def observe(observer: Observer, signal: Signal | None = None) -> Observation:
     """Call ``observer`` for every send of ``signal`` (of every signal, present and future,
     when None) until the returned ``Observation`` is closed. See ``Observer``."""
     if not callable(observer):
-        raise TypeError(f"observe() takes a callable observer; got {observer!r}")
+        raise TypeError(f"observe() takes a callable observer; got {safe_repr(observer)}")
     observation = Observation(observer, signal)
     observation._start()
     return observation

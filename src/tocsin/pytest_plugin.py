@@ -178,9 +178,13 @@ def _leak_report(item: pytest.Item, leaks: list[tuple[Signal, Connection]]) -> s
     count = "a receiver" if len(leaks) == 1 else f"{len(leaks)} receivers"
     lines = [f"{item.nodeid} left {count} connected (--tocsin-leaks):"]
     for signal, connection in leaks:
-        sender = "any sender" if connection.sender is None else f"sender {connection.sender!r}"
+        sender = (
+            "any sender" if connection.sender is None else f"sender {safe_repr(connection.sender)}"
+        )
         uid = (
-            "" if connection.dispatch_uid is None else f", dispatch_uid {connection.dispatch_uid!r}"
+            ""
+            if connection.dispatch_uid is None
+            else f", dispatch_uid {safe_repr(connection.dispatch_uid)}"
         )
         lines.append(f"  {signal!r}: {_name(connection.receiver)} ({sender}{uid})")
     lines.append(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
 
 from tocsin import Signal, _registry, _snapshot, set_strict
+from tocsin._references import safe_repr
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -119,7 +120,7 @@ class _Muted:
     def __call__(self, func: F) -> F:
         """Decorate ``func`` (sync or async): each call runs in a fresh muted block."""
         if not callable(func):
-            raise TypeError(f"muted() decorates a function; got {func!r}")
+            raise TypeError(f"muted() decorates a function; got {safe_repr(func)}")
         signals = self._signals
         if inspect.iscoroutinefunction(func):
 
@@ -538,7 +539,7 @@ def strict(enabled: bool = True, *signals: Signal) -> AbstractContextManager[Non
     if not isinstance(enabled, bool):
         raise TypeError(
             f"strict() takes True or False first, then the signals, as in "
-            f"strict(True, signal); got {enabled!r}"
+            f"strict(True, signal); got {safe_repr(enabled)}"
         )
     return _strict(enabled, _signals_argument("strict", signals))
 

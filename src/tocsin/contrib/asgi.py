@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from tocsin import catalogue
+from tocsin._references import safe_repr
 
 __all__ = ["SignalMiddleware"]
 
@@ -47,7 +48,7 @@ class SignalMiddleware:
 
     def __init__(self, app: ASGIApplication, *, sender: object = None) -> None:
         if not callable(app):
-            raise TypeError(f"SignalMiddleware needs an ASGI application; got {app!r}")
+            raise TypeError(f"SignalMiddleware needs an ASGI application; got {safe_repr(app)}")
         self.app = app
         self.sender = type(self) if sender is None else sender
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from tocsin import catalogue
+from tocsin._references import safe_repr
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
@@ -128,7 +129,7 @@ class SignalMiddleware:
 
     def __init__(self, app: WSGIApplication, *, sender: object = None) -> None:
         if not callable(app):
-            raise TypeError(f"SignalMiddleware needs a WSGI application; got {app!r}")
+            raise TypeError(f"SignalMiddleware needs a WSGI application; got {safe_repr(app)}")
         self.app = app
         self.sender = type(self) if sender is None else sender
 
