@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import call
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tocsin import _asyncio, _registry, _sendcode
 from tocsin._ledger import Ledger
@@ -56,9 +56,21 @@ class Signal:
     """
 
     # The send methods are generated (see tocsin._sendcode); on a signal's first send, the
-    # signal gets its own, compiled for the names it was sent with.
-    send = _sendcode.send
-    send_robust = _sendcode.send_robust
+    # signal gets its own, compiled for the names it was sent with. Type checkers see their
+    # signatures here.
+    if TYPE_CHECKING:
+
+        def send(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
+            """Call every receiver for ``sender`` with ``named``; see ``tocsin._sendcode``."""
+            ...
+
+        def send_robust(self, sender: object, **named: Any) -> list[tuple[Receiver, Any]]:
+            """Like ``send``, but an ``Exception`` from a receiver becomes its response."""
+            ...
+
+    else:
+        send = _sendcode.send
+        send_robust = _sendcode.send_robust
 
     def __init__(
         self,
