@@ -205,10 +205,11 @@ if {refs} is None or {other}{missing}{strict}:
         return {responses}
     {refs} = {route}.sync
 {count} = {len}({refs})
-if {count} == 1:
-    {receiver} = {refs}[0]()
-    if {receiver} is None:
-        return []
+if {count} <= {most_unrolled}:
+    if {count} == 1:
+        {receiver} = {refs}[0]()
+        if {receiver} is None:
+            return []
 {single_call}
 {unrolled}{general}
 """
@@ -219,10 +220,10 @@ if {count} == 1:
 # Only when one of them has died does it fall through to the loop.
 _UNROLLED_SIZES = (2, 3, 4, 5)
 _UNROLLED = """\
-if {count} == {size}:
-    {resolved}
-    if {alive}:
-        return [{pairs}]
+    if {count} == {size}:
+        {resolved}
+        if {alive}:
+            return [{pairs}]
 """
 
 _APPEND = "{responses}.append(({receiver}, {receiver}({arguments})))"
@@ -240,14 +241,14 @@ _CALL_ROBUST = (
 {indent}    {responses}.append(({receiver}, {error}))"""
 )
 
-_SINGLE_PLAIN = "    return [({receiver}, {receiver}({arguments}))]"
+_SINGLE_PLAIN = "        return [({receiver}, {receiver}({arguments}))]"
 
 _SINGLE_ROBUST = """\
-    try:
-        return [({receiver}, {receiver}({arguments}))]
-    except {Exception} as {error}:
-        {log}({signal}, {receiver}, {error})
-        return [({receiver}, {error})]"""
+        try:
+            return [({receiver}, {receiver}({arguments}))]
+        except {Exception} as {error}:
+            {log}({signal}, {receiver}, {error})
+            return [({receiver}, {error})]"""
 
 
 def _own_names(names: tuple[str, ...]) -> dict[str, str]:
@@ -292,6 +293,7 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         resolve_sync=_resolve(own, f"{own['route']}.sync"),
         resolve_async=_resolve(own, f"{own['route']}.asynchronous"),
         unrolled="" if robust else _unrolled(own, spelled),
+        most_unrolled=1 if robust else _UNROLLED_SIZES[-1],
         general=_general(own, spelled, call_template),
         generic_call=call_template.format(**own, indent=" " * 16, arguments=generic),
         single_call=single_template.format(**own, arguments=spelled),
