@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import itertools
+import queue
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from benchmarks.brokers import PostgresServer, RedisServer, Unavailable
 from tocsin import Signal, set_strict
+from tocsin.bridge import incoming
 
 T = TypeVar("T")
 
@@ -224,3 +227,49 @@ def callbacks_lost() -> Callable[[Signal], AbstractContextManager[list[Any]]]:
     callbacks fail at their first step, as CPython's do where it cannot run them, so deaths
     go unnoticed; ``reported`` gets what CPython reported about them."""
     return _callbacks_lost
+
+
+# -- the bridge's brokers -------------------------------------------------------------------------
+
+Server = TypeVar("Server", RedisServer, PostgresServer)
+
+
+def _serve(make: Callable[[], Server], name: str) -> Iterator[Server]:
+    try:
+        running = make()
+    except Unavailable as reason:
+        pytest.skip(f"no {name} server here: {reason}")
+    with running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test module's own on 127.0.0.1, stopped after its last test;
+    the test is skipped, saying why, where none can run."""
+    yield from _serve(RedisServer, "Redis")
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test module's own on 127.0.0.1 (a new cluster), stopped
+    after its last test; the test is skipped, saying why, where none can run."""
+    yield from _serve(PostgresServer, "PostgreSQL")
+
+
+@pytest.fixture
+def inbox() -> Callable[[Signal], queue.Queue[int]]:
+    """``inbox(signal)`` connects a receiver to ``signal`` and returns the queue it puts the
+    ``n`` of each send into, for sends that came through a bridge only."""
+
+    def connect(signal: Signal) -> queue.Queue[int]:
+        arrived: queue.Queue[int] = queue.Queue()
+
+        def on_tick(sender: object, n: int, **kwargs: Any) -> None:
+            if incoming() is not None:
+                arrived.put(n)
+
+        signal.connect(on_tick, weak=False)
+        return arrived
+
+    return connect
