@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import sys
 import tracemalloc
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 
 from tocsin import ReceiverCollectedWarning, Signal
+
+Unraisable = Callable[..., AbstractContextManager[list[Any]]]  # conftest.py's fixture
 
 
 class Handler:
@@ -341,22 +343,18 @@ def test_strong_receiver_never_warns() -> None:
     assert caught == []
 
 
-def test_warning_turned_into_an_error_is_raised_by_the_next_call() -> None:
+def test_warning_turned_into_an_error_is_raised_by_the_next_call(
+    unraisable: Unraisable,
+) -> None:
     """A garbage-collector callback cannot raise: under ``-W error`` the warning comes out of
     the signal's next call instead, before it does anything, where a test can catch it."""
     signal = Signal(name="s")
     keeper = Handler()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        unraisable: list[Any] = []
-        previous_hook = sys.unraisablehook
-        sys.unraisablehook = unraisable.append
-        try:
+        with unraisable():  # nothing at all may be unraisable
             connect_nested_function(signal)
             gc.collect()
-        finally:
-            sys.unraisablehook = previous_hook
-        assert unraisable == []
         with pytest.raises(ReceiverCollectedWarning, match="on_save"):
             signal.connect(keeper)
         assert signal.connections() == []  # the raising call changed nothing
@@ -377,10 +375,9 @@ def test_bound_method_of_an_object_without_weakrefs_asks_for_weak_false() -> Non
     assert signal.connections() == []
 
 
-def drop_where_callbacks_cannot_run(holder: list[Any]) -> list[Any]:
+def drop_where_callbacks_cannot_run(holder: list[Any]) -> None:
     """Empty ``holder`` at the deepest frame Python allows, where CPython 3.12 and later
-    cannot call a Python weakref callback: the callbacks of what dies there are lost.
-    Returns what CPython reported about them."""
+    cannot call a Python weakref callback: the callbacks of what dies there are lost."""
 
     def deepest(depth: int = 0) -> int:
         try:
@@ -398,32 +395,35 @@ def drop_where_callbacks_cannot_run(holder: list[Any]) -> list[Any]:
         else:
             del holder[:]  # a statement, not a call: it needs no frame of its own
 
-    unraisable: list[Any] = []
-    previous_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable.append
-    try:
-        dive(0)
-    finally:
-        sys.unraisablehook = previous_hook
-    return unraisable
+    dive(0)
+
+
+def connected_handlers(signal: Signal, sender: object) -> list[Handler]:
+    """100 new Handlers, connected weakly to ``signal`` for ``sender`` and sent to once; the
+    list returned holds the only references to them."""
+    handlers = [Handler() for _ in range(100)]
+    for handler in handlers:
+        signal.connect(handler, sender=sender)
+    signal.send(sender)
+    return handlers
 
 
 @pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
 def test_a_lost_callback_never_shadows_a_new_receiver_at_the_same_address(
-    for_sender: bool, with_reused_address: Callable[[Callable[..., bool]], None]
+    for_sender: bool,
+    with_reused_address: Callable[[Callable[..., bool]], None],
+    unraisable: Unraisable,
 ) -> None:
     """Receivers dying at the recursion limit: CPython 3.12+ cannot run their callbacks."""
     sender = Model() if for_sender else None
 
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        holder = [Handler() for _ in range(100)]
+        holder = connected_handlers(signal, sender)
         addresses = {id(receiver) for receiver in holder}
-        for receiver in holder:
-            signal.connect(receiver, sender=sender)
-        del receiver
-        signal.send(sender)
-        if not drop_where_callbacks_cannot_run(holder):
+        with unraisable(RecursionError) as lost:
+            drop_where_callbacks_cannot_run(holder)
+        if not lost:
             pytest.skip("this CPython runs weakref callbacks even at the recursion limit")
         return connects_at(reuse, addresses, signal, sender)
 
@@ -440,12 +440,8 @@ def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
 
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        receivers = [Handler() for _ in range(100)]
+        receivers = connected_handlers(signal, sender)
         addresses = {id(receiver) for receiver in receivers}
-        for receiver in receivers:
-            signal.connect(receiver, sender=sender)
-        del receiver
-        signal.send(sender)
         with callbacks_lost(signal) as unraisable:
             del receivers
         assert {type(u.exc_value) for u in unraisable} == {RecursionError}
