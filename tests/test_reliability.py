@@ -983,6 +983,7 @@ def test_receiver_with_a_bad_keyword_names_the_signal() -> None:
     ids=["catalogue --json", "catalogue", "summary"],
 )
 def test_the_command_line_writing_to_a_closed_pipe_exits_quietly(arguments: list[str]) -> None:
+    """``python -m tocsin catalogue --json | head -1``: no BrokenPipeError traceback."""
     reading, writing = os.pipe()
     os.close(reading)  # the reader left before the first line was written
     try:
@@ -996,3 +997,4 @@ def test_the_command_line_writing_to_a_closed_pipe_exits_quietly(arguments: list
     finally:
         os.close(writing)
     assert finished.stderr == ""
+    assert finished.returncode == 1
