@@ -184,24 +184,42 @@ def test_new_object_at_a_dead_senders_address_gets_nothing(
     with_reused_address(scenario)
 
 
+def connected_handlers(signal: Signal, sender: object) -> list[Handler]:
+    """100 new Handlers, connected weakly to ``signal`` for ``sender`` and sent to once; the
+    list returned holds the only references to them."""
+    handlers = [Handler() for _ in range(100)]
+    for handler in handlers:
+        signal.connect(handler, sender=sender)
+    signal.send(sender)
+    return handlers
+
+
+def connects_at(
+    reuse: Callable[..., Any], addresses: set[int], signal: Signal, sender: object
+) -> bool:
+    """Connect new receivers made at dead ones' ``addresses`` (False if none could be), and
+    check they are really connected: a dead connection left under an id is replaced, not
+    taken for the new receiver."""
+    reused = reuse(addresses, Handler)
+    if not reused:
+        return False
+    for newcomer in reused:
+        signal.connect(newcomer, sender=sender)
+    assert signal.receivers_for(sender) == reused
+    assert [r for r, _ in signal.send(sender)] == reused
+    signal._ledger.check()
+    return True
+
+
 def test_new_receiver_at_a_dead_receivers_address_is_not_a_duplicate(
     with_reused_address: Callable[[Callable[..., bool]], None],
 ) -> None:
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        receivers = [Handler() for _ in range(100)]
-        for receiver in receivers:
-            signal.connect(receiver)
-        signal.send(None)
+        receivers = connected_handlers(signal, None)
         addresses = {id(receiver) for receiver in receivers}
-        del receivers, receiver
-        reused = reuse(addresses, Handler)
-        if not reused:
-            return False
-        for newcomer in reused:
-            signal.connect(newcomer)
-        assert signal.receivers_for(None) == reused
-        return True
+        del receivers
+        return connects_at(reuse, addresses, signal, None)
 
     with_reused_address(scenario)
 
@@ -398,16 +416,6 @@ def drop_where_callbacks_cannot_run(holder: list[Any]) -> None:
     dive(0)
 
 
-def connected_handlers(signal: Signal, sender: object) -> list[Handler]:
-    """100 new Handlers, connected weakly to ``signal`` for ``sender`` and sent to once; the
-    list returned holds the only references to them."""
-    handlers = [Handler() for _ in range(100)]
-    for handler in handlers:
-        signal.connect(handler, sender=sender)
-    signal.send(sender)
-    return handlers
-
-
 @pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
 def test_a_lost_callback_never_shadows_a_new_receiver_at_the_same_address(
     for_sender: bool,
@@ -448,23 +456,6 @@ def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
         return connects_at(reuse, addresses, signal, sender)
 
     with_reused_address(scenario)
-
-
-def connects_at(
-    reuse: Callable[..., Any], addresses: set[int], signal: Signal, sender: object
-) -> bool:
-    """Connect new receivers made at dead ones' ``addresses`` (False if none could be), and
-    check they are really connected: a dead connection left under an id is replaced, not
-    taken for the new receiver."""
-    reused = reuse(addresses, Handler)
-    if not reused:
-        return False
-    for newcomer in reused:
-        signal.connect(newcomer, sender=sender)
-    assert signal.receivers_for(sender) == reused
-    assert [r for r, _ in signal.send(sender)] == reused
-    signal._ledger.check()
-    return True
 
 
 @pytest.mark.parametrize("weak", [True, False], ids=["weak receiver", "strong receiver"])
