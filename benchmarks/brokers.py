@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,6 +64,29 @@ class _Server:
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _launch(
+        self, command: list[str], answers: Callable[[], bool], pause: float, **options: Any
+    ) -> None:
+        """Run ``command`` (Popen ``options``), its output appended to ``<program>.log`` in the
+        directory, and return once ``answers()``, polled every ``pause`` seconds; raise
+        ``Unavailable`` if it exits first or does not answer within the start timeout."""
+        program = Path(command[0]).name
+        log_path = Path(self.directory) / f"{program}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
+        with log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, **options
+            )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise Unavailable(f"{program} exited: {tail}")
+            if answers():
+                return
+            time.sleep(pause)  # polling a server that is starting up; bounded by the deadline
+        raise Unavailable(f"{program} did not answer within {_START_TIMEOUT}s")
 
     def restart(self) -> None:
         """Stop the server, then start it again on the same port with the same data."""
@@ -118,32 +142,21 @@ class RedisServer(_Server):
             "--dir", self.directory,
             "--daemonize", "no",
         ]  # fmt: skip
-        log = open(Path(self.directory) / "redis.log", "ab")  # noqa: SIM115 (the child keeps it)
-        with log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise Unavailable(f"redis-server exited: {self._log_tail()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as connection,
-            ):
-                connection.sendall(b"PING\r\n")
-                if connection.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.02)  # polling a server that is starting up; bounded by the deadline
-        raise Unavailable(f"redis-server did not answer within {_START_TIMEOUT}s")
+        self._launch(command, self._pong, pause=0.02, stdin=subprocess.DEVNULL)
+
+    def _pong(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as connection,
+        ):
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+        return False
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL if it lingers)."""
         _stop_process(self.process, signal.SIGTERM)
         self.process = None
-
-    def _log_tail(self) -> str:
-        return (Path(self.directory) / "redis.log").read_text(errors="replace")[-2000:]
 
 
 def _postgres_binaries() -> Path:
@@ -224,26 +237,14 @@ class PostgresServer(_Server):
             "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
         ]  # fmt: skip
-        log = open(Path(self.directory) / "postgres.log", "ab")  # noqa: SIM115 (the child keeps it)
-        with log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, **self._as_user()
-            )
+        self._launch(command, self._accepts_connections, pause=0.05, **self._as_user())
+
+    def _accepts_connections(self) -> bool:
         ready = [str(self.binaries / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise Unavailable(f"postgres exited: {self._log_tail()}")
-            probe = subprocess.run(ready, timeout=_START_TIMEOUT, check=False, **self._as_user())
-            if probe.returncode == 0:
-                return
-            time.sleep(0.05)  # polling a server that is starting up; bounded by the deadline
-        raise Unavailable(f"postgres did not accept connections within {_START_TIMEOUT}s")
+        probe = subprocess.run(ready, timeout=_START_TIMEOUT, check=False, **self._as_user())
+        return probe.returncode == 0
 
     def stop(self) -> None:
         """Stop the server: a fast shutdown (SIGINT), which disconnects every client."""
         _stop_process(self.process, signal.SIGINT)
         self.process = None
-
-    def _log_tail(self) -> str:
-        return (Path(self.directory) / "postgres.log").read_text(errors="replace")[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import itertools
+import queue
 import subprocess
 import sys
 import textwrap
@@ -17,19 +18,35 @@ from typing import Any, TypeVar
 
 import pytest
 
+from benchmarks.brokers import PostgresServer, RedisServer, Unavailable
 from tocsin import Signal, set_strict
+from tocsin.bridge import incoming
 
 T = TypeVar("T")
+
+
+@contextmanager
+def _global_strict(enabled: bool) -> Iterator[None]:
+    previous = set_strict(enabled)
+    try:
+        yield
+    finally:
+        set_strict(previous)
 
 
 @pytest.fixture
 def strict_everywhere() -> Iterator[None]:
     """Turn strict mode on globally for one test, and put the old setting back."""
-    previous = set_strict(True)
-    try:
+    with _global_strict(True):
         yield
-    finally:
-        set_strict(previous)
+
+
+@pytest.fixture
+def global_strict_off() -> Iterator[None]:
+    """Turn the global strict setting off for one test (which may change it), and put the
+    old setting back afterwards."""
+    with _global_strict(False):
+        yield
 
 
 Scenario = Callable[[Callable[[Collection[int], Callable[[], T]], list[T]]], bool]
@@ -205,9 +222,7 @@ class _Unrecordable(list[Any]):
 
 
 @contextmanager
-def _callbacks_lost(signal: Signal) -> Iterator[list[Any]]:
-    ledger = signal._ledger
-    ledger.dead = _Unrecordable()
+def _unraisable(*allowed: type[BaseException]) -> Iterator[list[Any]]:
     reported: list[Any] = []
     previous_hook = sys.unraisablehook
     sys.unraisablehook = reported.append
@@ -215,6 +230,27 @@ def _callbacks_lost(signal: Signal) -> Iterator[list[Any]]:
         yield reported
     finally:
         sys.unraisablehook = previous_hook
+    others = [report for report in reported if not isinstance(report.exc_value, allowed)]
+    assert others == [], f"unraisable: {[repr(report.exc_value) for report in others]}"
+
+
+@pytest.fixture
+def unraisable() -> Callable[..., AbstractContextManager[list[Any]]]:
+    """``with unraisable(*allowed) as reported:``: within the block, what CPython cannot raise
+    (an exception in a weakref callback or a finalizer) is collected in ``reported`` (as
+    ``sys.UnraisableHookArgs``) instead of failing the test; when the block ends, a report of
+    an exception of none of the ``allowed`` types fails the test (with none allowed: any)."""
+    return _unraisable
+
+
+@contextmanager
+def _callbacks_lost(signal: Signal) -> Iterator[list[Any]]:
+    ledger = signal._ledger
+    ledger.dead = _Unrecordable()
+    try:
+        with _unraisable(RecursionError) as reported:
+            yield reported
+    finally:
         ledger.dead = []
 
 
@@ -222,5 +258,52 @@ def _callbacks_lost(signal: Signal) -> Iterator[list[Any]]:
 def callbacks_lost() -> Callable[[Signal], AbstractContextManager[list[Any]]]:
     """``with callbacks_lost(signal) as reported:``: within the block, the signal's weakref
     callbacks fail at their first step, as CPython's do where it cannot run them, so deaths
-    go unnoticed; ``reported`` gets what CPython reported about them."""
+    go unnoticed; ``reported`` gets what CPython reported about them (RecursionErrors: any
+    other report fails the test)."""
     return _callbacks_lost
+
+
+# -- the bridge's brokers -------------------------------------------------------------------------
+
+Server = TypeVar("Server", RedisServer, PostgresServer)
+
+
+def _serve(make: Callable[[], Server], name: str) -> Iterator[Server]:
+    try:
+        running = make()
+    except Unavailable as reason:
+        pytest.skip(f"no {name} server here: {reason}")
+    with running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test module's own on 127.0.0.1, stopped after its last test;
+    the test is skipped, saying why, where none can run."""
+    yield from _serve(RedisServer, "Redis")
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test module's own on 127.0.0.1 (a new cluster), stopped
+    after its last test; the test is skipped, saying why, where none can run."""
+    yield from _serve(PostgresServer, "PostgreSQL")
+
+
+@pytest.fixture
+def inbox() -> Callable[[Signal], queue.Queue[int]]:
+    """``inbox(signal)`` connects a receiver to ``signal`` and returns the queue it puts the
+    ``n`` of each send into, for sends that came through a bridge only."""
+
+    def connect(signal: Signal) -> queue.Queue[int]:
+        arrived: queue.Queue[int] = queue.Queue()
+
+        def on_tick(sender: object, n: int, **kwargs: Any) -> None:
+            if incoming() is not None:
+                arrived.put(n)
+
+        signal.connect(on_tick, weak=False)
+        return arrived
+
+    return connect

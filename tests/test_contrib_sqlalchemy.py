@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,25 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     made.dispose()
 
 
+Install = Callable[..., bridge.Installation]
+
+
+@pytest.fixture
+def install() -> Iterator[Install]:
+    """``install(target, using=...)``: ``tocsin.contrib.sqlalchemy.install``, undone when the
+    test ends."""
+    installations: list[bridge.Installation] = []
+
+    def install_for_the_test(target: object, **options: Any) -> bridge.Installation:
+        installation = bridge.install(target, **options)
+        installations.append(installation)
+        return installation
+
+    yield install_for_the_test
+    for installation in installations:
+        installation.uninstall()
+
+
 def summary(heard: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """The events without the instance, which tests check separately."""
     return [
@@ -80,21 +99,18 @@ def summary(heard: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def test_a_declarative_base_sends_the_model_signals_with_djangos_arguments(
-    engine: Engine, hear: Any
+    engine: Engine, hear: Any, install: Install
 ) -> None:
     heard = hear(*MODEL_SIGNALS)
-    installation = bridge.install(Base)
-    try:
-        with Session(engine) as session:
-            pizza = Pizza(name="margherita")
-            session.add(pizza)
-            session.commit()
-            pizza.name = "diavola"
-            session.commit()
-            session.delete(pizza)
-            session.commit()
-    finally:
-        installation.uninstall()
+    install(Base)
+    with Session(engine) as session:
+        pizza = Pizza(name="margherita")
+        session.add(pizza)
+        session.commit()
+        pizza.name = "diavola"
+        session.commit()
+        session.delete(pizza)
+        session.commit()
     common = {"raw": False, "using": "default"}
     assert summary(heard) == [
         ("pre_save", "Pizza", {**common, "update_fields": None}),
@@ -109,7 +125,7 @@ def test_a_declarative_base_sends_the_model_signals_with_djangos_arguments(
 
 
 def test_post_save_comes_after_the_row_is_written_in_the_transaction(
-    engine: Engine, hear: Any
+    engine: Engine, install: Install
 ) -> None:
     rows: list[tuple[str, int]] = []
 
@@ -119,31 +135,25 @@ def test_post_save_comes_after_the_row_is_written_in_the_transaction(
         total = len(session.connection().execute(select(Pizza.id)).all())
         rows.append((signal.name or "", total))
 
-    installation = bridge.install(Pizza)
-    catalogue.pre_save.connect(count, sender=Pizza)
-    catalogue.post_save.connect(count, sender=Pizza)
-    try:
-        with Session(engine) as session:
-            session.add(Pizza(name="marinara"))
-            session.commit()
-    finally:
-        catalogue.pre_save.disconnect(count, sender=Pizza)
-        catalogue.post_save.disconnect(count, sender=Pizza)
-        installation.uninstall()
+    install(Pizza)
+    with (
+        catalogue.pre_save.connected_to(count, sender=Pizza),
+        catalogue.post_save.connected_to(count, sender=Pizza),
+        Session(engine) as session,
+    ):
+        session.add(Pizza(name="marinara"))
+        session.commit()
     assert rows == [("pre_save", 0), ("post_save", 1)]
 
 
 def test_a_mapped_class_sends_only_for_itself_with_the_given_alias(
-    engine: Engine, hear: Any
+    engine: Engine, hear: Any, install: Install
 ) -> None:
     heard = hear(*MODEL_SIGNALS)
-    installation = bridge.install(Topping, using="replica")
-    try:
-        with Session(engine) as session:
-            session.add(Pizza(name="capricciosa", toppings=[Topping(name="olive")]))
-            session.commit()
-    finally:
-        installation.uninstall()
+    install(Topping, using="replica")
+    with Session(engine) as session:
+        session.add(Pizza(name="capricciosa", toppings=[Topping(name="olive")]))
+        session.commit()
     assert [(name, sender) for name, sender, _ in summary(heard)] == [
         ("pre_save", "Topping"),
         ("post_save", "Topping"),
@@ -151,18 +161,15 @@ def test_a_mapped_class_sends_only_for_itself_with_the_given_alias(
     assert {named["using"] for _, _, named in heard.events} == {"replica"}
 
 
-def test_cascaded_deletes_send_for_each_object(engine: Engine, hear: Any) -> None:
+def test_cascaded_deletes_send_for_each_object(engine: Engine, hear: Any, install: Install) -> None:
     heard = hear(catalogue.pre_delete, catalogue.post_delete)
-    installation = bridge.install(Base)
-    try:
-        with Session(engine) as session:
-            pizza = Pizza(name="quattro stagioni", toppings=[Topping(name="ham")])
-            session.add(pizza)
-            session.commit()
-            session.delete(pizza)
-            session.commit()
-    finally:
-        installation.uninstall()
+    install(Base)
+    with Session(engine) as session:
+        pizza = Pizza(name="quattro stagioni", toppings=[Topping(name="ham")])
+        session.add(pizza)
+        session.commit()
+        session.delete(pizza)
+        session.commit()
     assert sorted((name, sender) for name, sender, _ in summary(heard)) == [
         ("post_delete", "Pizza"),
         ("post_delete", "Topping"),
@@ -171,18 +178,17 @@ def test_cascaded_deletes_send_for_each_object(engine: Engine, hear: Any) -> Non
     ]
 
 
-def test_a_change_to_a_collection_only_saves_the_new_object(engine: Engine, hear: Any) -> None:
-    installation = bridge.install(Base)
-    try:
-        with Session(engine) as session:
-            pizza = Pizza(name="bianca")
-            session.add(pizza)
-            session.commit()
-            heard = hear(*MODEL_SIGNALS)
-            pizza.toppings.append(Topping(name="rocket"))
-            session.commit()
-    finally:
-        installation.uninstall()
+def test_a_change_to_a_collection_only_saves_the_new_object(
+    engine: Engine, hear: Any, install: Install
+) -> None:
+    install(Base)
+    with Session(engine) as session:
+        pizza = Pizza(name="bianca")
+        session.add(pizza)
+        session.commit()
+        heard = hear(*MODEL_SIGNALS)
+        pizza.toppings.append(Topping(name="rocket"))
+        session.commit()
     assert [(name, sender) for name, sender, _ in summary(heard)] == [
         ("pre_save", "Topping"),
         ("post_save", "Topping"),
@@ -191,7 +197,7 @@ def test_a_change_to_a_collection_only_saves_the_new_object(engine: Engine, hear
 
 @pytest.mark.parametrize("kind", ["instance", "class", "sessionmaker"])
 def test_a_session_source_sends_only_for_its_own_sessions(
-    engine: Engine, hear: Any, kind: str
+    engine: Engine, hear: Any, install: Install, kind: str
 ) -> None:
     heard = hear(*MODEL_SIGNALS)
 
@@ -206,7 +212,7 @@ def test_a_session_source_sends_only_for_its_own_sessions(
     }[kind]
     own_session = Session(engine, expire_on_commit=False)
     target = {"instance": own_session, "class": ShopSession, "sessionmaker": maker}[kind]
-    installation = bridge.install(target, using="shop")
+    install(target, using="shop")
     try:
         with Session(engine, expire_on_commit=False) as other:
             other.add(Pizza(name="not watched"))
@@ -215,7 +221,6 @@ def test_a_session_source_sends_only_for_its_own_sessions(
             session.add(Pizza(name="watched"))
             session.commit()
     finally:
-        installation.uninstall()
         own_session.close()
     assert [(name, named["instance"].name) for name, _, named in heard.events] == [
         ("pre_save", "watched"),
@@ -227,20 +232,17 @@ def test_a_session_source_sends_only_for_its_own_sessions(
 
 
 def test_an_engine_sends_connection_created_for_each_new_dbapi_connection(
-    engine: Engine, hear: Any
+    engine: Engine, hear: Any, install: Install
 ) -> None:
     heard = hear(catalogue.connection_created)
-    installation = bridge.install(engine)
+    install(engine)
     engine.dispose()  # start from an empty pool
-    try:
-        with engine.connect() as first, engine.connect() as second:
-            assert heard.count("connection_created") == 2
-            raw = [first.connection.dbapi_connection, second.connection.dbapi_connection]
-        with engine.connect():
-            pass  # the pool hands back a connection it already has: nothing new
+    with engine.connect() as first, engine.connect() as second:
         assert heard.count("connection_created") == 2
-    finally:
-        installation.uninstall()
+        raw = [first.connection.dbapi_connection, second.connection.dbapi_connection]
+    with engine.connect():
+        pass  # the pool hands back a connection it already has: nothing new
+    assert heard.count("connection_created") == 2
     assert [(sender, named["connection"]) for _, sender, named in heard.events] == [
         (sqlite3.Connection, raw[0]),
         (sqlite3.Connection, raw[1]),

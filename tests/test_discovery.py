@@ -11,7 +11,8 @@ import importlib
 import sys
 import textwrap
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -20,6 +21,8 @@ from tocsin import autodiscover, load_entry_points
 
 if TYPE_CHECKING:
     from conftest import Site
+
+T = TypeVar("T")
 
 LEDGER = """
     from tocsin import Signal
@@ -42,16 +45,59 @@ SIGNALS = """
 """
 
 
+# A ledger whose modules can hold a call up: they set ``running``, then wait for ``release``.
+SLOW_LEDGER = (
+    LEDGER
+    + """
+    import threading
+
+    running = threading.Event()
+    release = threading.Event()
+"""
+)
+
+
 def ledger() -> Any:
     return importlib.import_module("ledger")
+
+
+def signals_package(site: Site, package: str, hooks: str | None = None) -> None:
+    """Write the ledger and ``package``, with SIGNALS as its signals module and, if given,
+    ``hooks`` as its hooks module."""
+    site.write("ledger.py", LEDGER)
+    site.write(f"{package}/__init__.py")
+    site.write(f"{package}/signals.py", SIGNALS)
+    if hooks is not None:
+        site.write(f"{package}/hooks.py", hooks)
+
+
+def called_twice_at_once(call: Callable[[], T]) -> dict[str, T]:
+    """Call ``call`` in a thread and, once the code it runs is held up (``SLOW_LEDGER``), again
+    in a second thread, which must wait for the first instead of returning; then release the
+    first. Returns what each call returned, under "first" and "second"."""
+    results: dict[str, T] = {}
+
+    def run(who: str) -> None:
+        results[who] = call()
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert ledger().running.wait(timeout=10)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    second.join(timeout=0.2)
+    assert second.is_alive()  # waiting for the first call to finish
+    ledger().release.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert not first.is_alive() and not second.is_alive()
+    return results
 
 
 @pytest.fixture
 def shop(site: Site) -> Site:
     """shop/ with a signals module; shop/empty/ and plain/ without one."""
-    site.write("ledger.py", LEDGER)
-    site.write("shop/__init__.py")
-    site.write("shop/signals.py", SIGNALS)
+    signals_package(site, "shop")
     site.write("shop/empty/__init__.py")
     site.write("plain/__init__.py")
     site.write("plain/models.py", "import ledger\nledger.runs.append(__name__)\n")
@@ -218,16 +264,7 @@ def test_recursive_autodiscover_propagates_an_error_in_a_subpackage(tree: Site) 
 
 
 def test_concurrent_calls_run_the_module_once_and_both_return_after_it_ran(site: Site) -> None:
-    site.write(
-        "ledger.py",
-        LEDGER
-        + """
-    import threading
-
-    running = threading.Event()
-    release = threading.Event()
-    """,
-    )
+    site.write("ledger.py", SLOW_LEDGER)
     site.write("slow/__init__.py")
     site.write(
         "slow/signals.py",
@@ -241,30 +278,10 @@ def test_concurrent_calls_run_the_module_once_and_both_return_after_it_ran(site:
         )
         + textwrap.dedent(SIGNALS),  # the receiver connects once the test releases the module
     )
-    import ledger  # type: ignore[import-not-found]
-
-    results: dict[str, list[str]] = {}
-    connected_on_return: dict[str, int] = {}
-
-    def discover(who: str) -> None:
-        results[who] = autodiscover("slow")
-        connected_on_return[who] = len(ledger.ping.connections())
-
-    first = threading.Thread(target=discover, args=("first",))
-    first.start()
-    assert ledger.running.wait(timeout=10)
-    second = threading.Thread(target=discover, args=("second",))
-    second.start()
-    # The module is still running: the second call must wait for it rather than return.
-    second.join(timeout=0.2)
-    assert second.is_alive()
-    ledger.release.set()
-    first.join(timeout=10)
-    second.join(timeout=10)
-    assert not first.is_alive() and not second.is_alive()
-    assert results == {"first": ["slow.signals"], "second": []}
-    assert connected_on_return == {"first": 1, "second": 1}
-    assert ledger.runs == ["slow.signals"]
+    # Each call returns what it discovered, and how many receivers were connected by then.
+    results = called_twice_at_once(lambda: (autodiscover("slow"), len(ledger().ping.connections())))
+    assert results == {"first": (["slow.signals"], 1), "second": ([], 1)}
+    assert ledger().runs == ["slow.signals"]
 
 
 # --- load_entry_points ---------------------------------------------------------------------------
@@ -284,12 +301,10 @@ def plugin(site: Site) -> tuple[Site, str, str]:
     package name unique to the test (what is loaded once stays loaded for the process)."""
     package = f"plugin_{site.tag}"
     group = f"test_{site.tag}.receivers"
-    site.write("ledger.py", LEDGER)
-    site.write(f"{package}/__init__.py")
-    site.write(f"{package}/signals.py", SIGNALS)
-    site.write(
-        f"{package}/hooks.py",
-        """
+    signals_package(
+        site,
+        package,
+        hooks="""
         import ledger
 
 
@@ -325,9 +340,7 @@ def test_entry_points_import_modules_and_call_callables_once(
 
 def test_the_default_group_is_tocsin_receivers(site: Site) -> None:
     package = f"default_{site.tag}"
-    site.write("ledger.py", LEDGER)
-    site.write(f"{package}/__init__.py")
-    site.write(f"{package}/signals.py", SIGNALS)
+    signals_package(site, package)
     distribution(site, f"default-{site.tag}", f"[tocsin.receivers]\nmine = {package}.signals\n")
     assert load_entry_points() == [f"{package}.signals"]
     assert ledger().runs == [f"{package}.signals"]
@@ -341,12 +354,10 @@ def test_a_group_nobody_declares_loads_nothing(plugin: tuple[Site, str, str]) ->
 def test_a_failing_entry_point_names_the_distribution_and_is_chained(site: Site) -> None:
     package = f"failing_{site.tag}"
     group = f"failing_{site.tag}.receivers"
-    site.write("ledger.py", LEDGER)
-    site.write(f"{package}/__init__.py")
-    site.write(f"{package}/signals.py", SIGNALS)
-    site.write(
-        f"{package}/hooks.py",
-        """
+    signals_package(
+        site,
+        package,
+        hooks="""
         def connect():
             raise KeyError("settings.PAYMENT_KEY")
 
@@ -417,16 +428,7 @@ def test_an_entry_point_that_loads_its_own_group_does_not_deadlock(site: Site) -
 def test_concurrent_loads_call_a_callable_entry_point_once(site: Site) -> None:
     package = f"slowhook_{site.tag}"
     group = f"slowhook_{site.tag}.receivers"
-    site.write(
-        "ledger.py",
-        LEDGER
-        + """
-    import threading
-
-    running = threading.Event()
-    release = threading.Event()
-    """,
-    )
+    site.write("ledger.py", SLOW_LEDGER)
     site.write(
         f"{package}.py",
         """
@@ -440,19 +442,6 @@ def test_concurrent_loads_call_a_callable_entry_point_once(site: Site) -> None:
         """,
     )
     distribution(site, f"slowhook-{site.tag}", f"[{group}]\nhook = {package}:connect\n")
-    import ledger
-
-    results: dict[str, list[str]] = {}
-    first = threading.Thread(target=lambda: results.update(first=load_entry_points(group)))
-    first.start()
-    assert ledger.running.wait(timeout=10)
-    second = threading.Thread(target=lambda: results.update(second=load_entry_points(group)))
-    second.start()
-    second.join(timeout=0.2)
-    assert second.is_alive()  # waiting for the first call to finish the hook
-    ledger.release.set()
-    first.join(timeout=10)
-    second.join(timeout=10)
-    assert not first.is_alive() and not second.is_alive()
+    results = called_twice_at_once(lambda: load_entry_points(group))
     assert results == {"first": [f"{package}:connect"], "second": []}
-    assert ledger.runs == ["called"]
+    assert ledger().runs == ["called"]

@@ -232,6 +232,16 @@ def test_leaves_a_receiver():
 """
 
 
+def one_leak_reported(pytester: pytest.Pytester, source: str, *options: str) -> pytest.LineMatcher:
+    """Run ``source``, a test file whose one test passes but leaves a receiver connected, with
+    ``options``; check that the leak check failed that test at teardown. Returns pytest's
+    output, to match the report against."""
+    pytester.makepyfile(source)
+    result = pytester.runpytest(*options)
+    result.assert_outcomes(passed=1, errors=1)
+    return result.stdout
+
+
 def test_leaks_are_not_checked_by_default(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LEAKY)
     pytester.runpytest().assert_outcomes(passed=1)
@@ -240,10 +250,7 @@ def test_leaks_are_not_checked_by_default(pytester: pytest.Pytester) -> None:
 def test_the_leak_option_fails_a_test_naming_signal_and_receiver(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(LEAKY)
-    result = pytester.runpytest("--tocsin-leaks")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
+    one_leak_reported(pytester, LEAKY, "--tocsin-leaks").fnmatch_lines(
         [
             "*ERROR at teardown of test_leaves_a_receiver*",
             "test_the_leak_option_fails_a_test_naming_signal_and_receiver.py::"
@@ -264,17 +271,13 @@ def test_the_leak_check_can_be_turned_on_in_the_configuration(pytester: pytest.P
         filterwarnings = error
         """
     )
-    pytester.makepyfile(LEAKY)
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*left a receiver connected*"])
+    one_leak_reported(pytester, LEAKY).fnmatch_lines(["*left a receiver connected*"])
 
 
 def test_the_leak_check_names_each_leak_with_its_sender_and_uid(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(
-        """
+    source = """
         from tocsin import Signal
 
         first, second = Signal(name="first"), Signal(name="second")
@@ -294,10 +297,7 @@ def test_the_leak_check_names_each_leak_with_its_sender_and_uid(
             first.connect(handler, sender="orders")  # same receiver, another sender
             second.connect(listener.on, dispatch_uid="uid")
         """
-    )
-    result = pytester.runpytest("--tocsin-leaks")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
+    one_leak_reported(pytester, source, "--tocsin-leaks").fnmatch_lines(
         [
             "*::test_leaks left 2 receivers connected (--tocsin-leaks):",
             "  <Signal 'first'>: *.handler (sender 'orders')",
@@ -311,8 +311,7 @@ def test_the_leak_check_names_each_leak_with_its_sender_and_uid(
 def test_the_leak_check_compares_receivers_by_identity_not_by_appearance(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(
-        """
+    source = """
         from tocsin import Signal
 
         signal = Signal(name="s")
@@ -331,10 +330,8 @@ def test_the_leak_check_compares_receivers_by_identity_not_by_appearance(
             signal.disconnect(old)
             signal.connect(Handler(), weak=False)  # looks the same, is not
         """
-    )
-    result = pytester.runpytest("--tocsin-leaks")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["  <Signal 's'>: Handler() (any sender)"])
+    report = one_leak_reported(pytester, source, "--tocsin-leaks")
+    report.fnmatch_lines(["  <Signal 's'>: Handler() (any sender)"])
 
 
 def test_the_leak_check_lets_pass_what_is_cleaned_up_or_was_there(
@@ -395,8 +392,7 @@ def test_the_leak_check_lets_pass_what_is_cleaned_up_or_was_there(
 
 
 def test_the_leak_check_reports_what_a_function_fixture_leaves(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
+    source = """
         import pytest
         from tocsin import Signal
 
@@ -412,10 +408,8 @@ def test_the_leak_check_reports_what_a_function_fixture_leaves(pytester: pytest.
         def test_uses_it(connected):
             pass
         """
-    )
-    result = pytester.runpytest("--tocsin-leaks")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["  <Signal 's'>: *.kept (any sender)"])
+    report = one_leak_reported(pytester, source, "--tocsin-leaks")
+    report.fnmatch_lines(["  <Signal 's'>: *.kept (any sender)"])
 
 
 def test_the_leak_check_leaves_wider_fixtures_their_receivers(pytester: pytest.Pytester) -> None:

@@ -10,12 +10,15 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tocsin import Argument, Signal, catalogue, set_strict
+
+# Each test starts with the global setting off (see conftest.py), and may change it.
+pytestmark = pytest.mark.usefixtures("global_strict_off")
 
 SEND_METHODS = ("send", "send_robust", "asend", "asend_robust")
 
@@ -34,16 +37,6 @@ def send_with(request: pytest.FixtureRequest) -> Callable[[Signal], Send]:
         return bound  # type: ignore[no-any-return]
 
     return bind
-
-
-@pytest.fixture(autouse=True)
-def global_strict_off() -> Iterator[None]:
-    """Start each test with the global setting off, and leave it as it was found."""
-    previous = set_strict(False)
-    try:
-        yield
-    finally:
-        set_strict(previous)
 
 
 class Calls(list[dict[str, Any]]):

@@ -576,54 +576,44 @@ def test_isolated_without_signals_covers_every_existing_signal_but_not_new_ones(
     assert len(created_inside.connections()) == 1
 
 
-def test_isolated_restores_strict_choices_and_the_global_setting() -> None:
+def test_isolated_restores_strict_choices_and_the_global_setting(global_strict_off: None) -> None:
     chose_off = Signal(arguments=["x"], strict=False)
     follows = Signal(arguments=["x"])
-    previous = set_strict(False)
-    try:
-        with isolated():
-            set_strict(True)
-            chose_off.strict = True
-            follows.strict = False
-        assert chose_off.strict_choice is False
-        assert follows.strict_choice is None
-        assert follows.strict is False
+    with isolated():
         set_strict(True)
-        assert follows.strict is True  # it follows the global setting again
-    finally:
-        set_strict(previous)
+        chose_off.strict = True
+        follows.strict = False
+    assert chose_off.strict_choice is False
+    assert follows.strict_choice is None
+    assert follows.strict is False
+    set_strict(True)
+    assert follows.strict is True  # it follows the global setting again
 
 
-def test_isolated_with_signals_leaves_the_global_setting_alone() -> None:
+def test_isolated_with_signals_leaves_the_global_setting_alone(global_strict_off: None) -> None:
     signal = Signal(arguments=["x"])
-    previous = set_strict(False)
-    try:
-        with isolated(signal):
-            set_strict(True)
-        assert signal.strict is True
-    finally:
-        set_strict(previous)
+    with isolated(signal):
+        set_strict(True)
+    assert signal.strict is True
 
 
 # -- strict -----------------------------------------------------------------------------------
 
 
-def test_strict_without_signals_sets_the_global_setting_for_the_block() -> None:
+def test_strict_without_signals_sets_the_global_setting_for_the_block(
+    global_strict_off: None,
+) -> None:
     follows = Signal(arguments=["x"])
     chose_off = Signal(arguments=["x"], strict=False)
-    previous = set_strict(False)
-    try:
-        with strict():
-            with pytest.raises(TypeError, match="unexpected argument 'y'"):
-                follows.send(None, x=1, y=2)
-            assert chose_off.send(None, y=2) == []  # its own choice wins
+    with strict():
+        with pytest.raises(TypeError, match="unexpected argument 'y'"):
+            follows.send(None, x=1, y=2)
+        assert chose_off.send(None, y=2) == []  # its own choice wins
+    assert follows.send(None, y=2) == []
+    set_strict(True)
+    with strict(False):
         assert follows.send(None, y=2) == []
-        set_strict(True)
-        with strict(False):
-            assert follows.send(None, y=2) == []
-        assert follows.strict is True
-    finally:
-        set_strict(previous)
+    assert follows.strict is True
 
 
 def test_strict_with_signals_restores_each_signals_own_choice() -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import sys
 import tracemalloc
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 
 from tocsin import ReceiverCollectedWarning, Signal
+
+Unraisable = Callable[..., AbstractContextManager[list[Any]]]  # conftest.py's fixture
 
 
 class Handler:
@@ -182,24 +184,42 @@ def test_new_object_at_a_dead_senders_address_gets_nothing(
     with_reused_address(scenario)
 
 
+def connected_handlers(signal: Signal, sender: object) -> list[Handler]:
+    """100 new Handlers, connected weakly to ``signal`` for ``sender`` and sent to once; the
+    list returned holds the only references to them."""
+    handlers = [Handler() for _ in range(100)]
+    for handler in handlers:
+        signal.connect(handler, sender=sender)
+    signal.send(sender)
+    return handlers
+
+
+def connects_at(
+    reuse: Callable[..., Any], addresses: set[int], signal: Signal, sender: object
+) -> bool:
+    """Connect new receivers made at dead ones' ``addresses`` (False if none could be), and
+    check they are really connected: a dead connection left under an id is replaced, not
+    taken for the new receiver."""
+    reused = reuse(addresses, Handler)
+    if not reused:
+        return False
+    for newcomer in reused:
+        signal.connect(newcomer, sender=sender)
+    assert signal.receivers_for(sender) == reused
+    assert [r for r, _ in signal.send(sender)] == reused
+    signal._ledger.check()
+    return True
+
+
 def test_new_receiver_at_a_dead_receivers_address_is_not_a_duplicate(
     with_reused_address: Callable[[Callable[..., bool]], None],
 ) -> None:
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        receivers = [Handler() for _ in range(100)]
-        for receiver in receivers:
-            signal.connect(receiver)
-        signal.send(None)
+        receivers = connected_handlers(signal, None)
         addresses = {id(receiver) for receiver in receivers}
-        del receivers, receiver
-        reused = reuse(addresses, Handler)
-        if not reused:
-            return False
-        for newcomer in reused:
-            signal.connect(newcomer)
-        assert signal.receivers_for(None) == reused
-        return True
+        del receivers
+        return connects_at(reuse, addresses, signal, None)
 
     with_reused_address(scenario)
 
@@ -341,22 +361,18 @@ def test_strong_receiver_never_warns() -> None:
     assert caught == []
 
 
-def test_warning_turned_into_an_error_is_raised_by_the_next_call() -> None:
+def test_warning_turned_into_an_error_is_raised_by_the_next_call(
+    unraisable: Unraisable,
+) -> None:
     """A garbage-collector callback cannot raise: under ``-W error`` the warning comes out of
     the signal's next call instead, before it does anything, where a test can catch it."""
     signal = Signal(name="s")
     keeper = Handler()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        unraisable: list[Any] = []
-        previous_hook = sys.unraisablehook
-        sys.unraisablehook = unraisable.append
-        try:
+        with unraisable():  # nothing at all may be unraisable
             connect_nested_function(signal)
             gc.collect()
-        finally:
-            sys.unraisablehook = previous_hook
-        assert unraisable == []
         with pytest.raises(ReceiverCollectedWarning, match="on_save"):
             signal.connect(keeper)
         assert signal.connections() == []  # the raising call changed nothing
@@ -377,10 +393,9 @@ def test_bound_method_of_an_object_without_weakrefs_asks_for_weak_false() -> Non
     assert signal.connections() == []
 
 
-def drop_where_callbacks_cannot_run(holder: list[Any]) -> list[Any]:
+def drop_where_callbacks_cannot_run(holder: list[Any]) -> None:
     """Empty ``holder`` at the deepest frame Python allows, where CPython 3.12 and later
-    cannot call a Python weakref callback: the callbacks of what dies there are lost.
-    Returns what CPython reported about them."""
+    cannot call a Python weakref callback: the callbacks of what dies there are lost."""
 
     def deepest(depth: int = 0) -> int:
         try:
@@ -398,32 +413,25 @@ def drop_where_callbacks_cannot_run(holder: list[Any]) -> list[Any]:
         else:
             del holder[:]  # a statement, not a call: it needs no frame of its own
 
-    unraisable: list[Any] = []
-    previous_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable.append
-    try:
-        dive(0)
-    finally:
-        sys.unraisablehook = previous_hook
-    return unraisable
+    dive(0)
 
 
 @pytest.mark.parametrize("for_sender", [False, True], ids=["any sender", "one sender"])
 def test_a_lost_callback_never_shadows_a_new_receiver_at_the_same_address(
-    for_sender: bool, with_reused_address: Callable[[Callable[..., bool]], None]
+    for_sender: bool,
+    with_reused_address: Callable[[Callable[..., bool]], None],
+    unraisable: Unraisable,
 ) -> None:
     """Receivers dying at the recursion limit: CPython 3.12+ cannot run their callbacks."""
     sender = Model() if for_sender else None
 
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        holder = [Handler() for _ in range(100)]
+        holder = connected_handlers(signal, sender)
         addresses = {id(receiver) for receiver in holder}
-        for receiver in holder:
-            signal.connect(receiver, sender=sender)
-        del receiver
-        signal.send(sender)
-        if not drop_where_callbacks_cannot_run(holder):
+        with unraisable(RecursionError) as lost:
+            drop_where_callbacks_cannot_run(holder)
+        if not lost:
             pytest.skip("this CPython runs weakref callbacks even at the recursion limit")
         return connects_at(reuse, addresses, signal, sender)
 
@@ -440,35 +448,14 @@ def test_a_failed_callback_never_shadows_a_new_receiver_at_the_same_address(
 
     def scenario(reuse: Callable[..., Any]) -> bool:
         signal = Signal()
-        receivers = [Handler() for _ in range(100)]
+        receivers = connected_handlers(signal, sender)
         addresses = {id(receiver) for receiver in receivers}
-        for receiver in receivers:
-            signal.connect(receiver, sender=sender)
-        del receiver
-        signal.send(sender)
         with callbacks_lost(signal) as unraisable:
             del receivers
         assert {type(u.exc_value) for u in unraisable} == {RecursionError}
         return connects_at(reuse, addresses, signal, sender)
 
     with_reused_address(scenario)
-
-
-def connects_at(
-    reuse: Callable[..., Any], addresses: set[int], signal: Signal, sender: object
-) -> bool:
-    """Connect new receivers made at dead ones' ``addresses`` (False if none could be), and
-    check they are really connected: a dead connection left under an id is replaced, not
-    taken for the new receiver."""
-    reused = reuse(addresses, Handler)
-    if not reused:
-        return False
-    for newcomer in reused:
-        signal.connect(newcomer, sender=sender)
-    assert signal.receivers_for(sender) == reused
-    assert [r for r, _ in signal.send(sender)] == reused
-    signal._ledger.check()
-    return True
 
 
 @pytest.mark.parametrize("weak", [True, False], ids=["weak receiver", "strong receiver"])
