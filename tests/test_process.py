@@ -1,5 +1,6 @@
 """Process-wide events, each in a new interpreter: fork, interpreter shutdown, ``python -bb``,
-async receivers that exit the program, and the command line writing to a closed pipe.
+async receivers that exit the program. (The command line writing to a closed pipe is tested in
+test_reliability.py.)
 
 Each test runs a script with ``sys.executable`` and judges its exit status and what it
 printed: a hang is killed after a timeout and fails the test (see the ``run_python``
