@@ -1147,3 +1147,11 @@ def test_context_changes_are_copied_back_by_identity_not_equality() -> None:
         assert counter.get() is equal_but_new
 
     contextvars.copy_context().run(run)
+
+
+@pytest.mark.parametrize("method", ["asend", "asend_robust"])
+def test_an_argument_named_signal_is_refused_by_asend_with_nobody_connected(method: str) -> None:
+    signal = Signal(name="s")
+    for _ in range(2):
+        with pytest.raises(TypeError, match="argument named 'signal'"):
+            asyncio.run(getattr(signal, method)(None, signal="oops"))

@@ -738,7 +738,13 @@ def test_a_full_cache_still_compiles_a_send_for_no_names() -> None:
     for method in ("send", "send_robust"):
         [(_, received)] = getattr(late, method)(None, order=1)
         assert received == {"signal": late, "sender": None, "order": 1}
-        assert getattr(late, method).__code__.co_filename == f"<tocsin {method}()>"
+        filename = getattr(late, method).__code__.co_filename
+        assert filename == f"<tocsin {method}(), checked>"  # no names were checked for it
+    strict = Signal(arguments=["order"], strict=True)
+    strict.connect(kwargs_echo)
+    strict.send(None, order=1)
+    with pytest.raises(TypeError, match="missing the required argument 'order'"):
+        strict.send(None)
 
 
 def test_a_signal_sent_with_other_names_than_its_first_send_still_works() -> None:

@@ -110,3 +110,21 @@ def test_live_signals_lists_signals_in_creation_order() -> None:
     first, second = Signal(), Signal()
     signals = _registry.live_signals()
     assert signals.index(first) < signals.index(second)
+
+
+def test_a_dead_signals_strong_receivers_go_with_it() -> None:
+    """The registry holds signals and their ledgers weakly: nothing keeps a dead signal's
+    strongly connected receivers alive."""
+    import weakref
+
+    class Receiver:
+        def __call__(self, **kwargs: Any) -> None: ...
+
+    signal = Signal()
+    receiver = Receiver()
+    signal.connect(receiver, weak=False)
+    signal.send(None)
+    alive = weakref.ref(receiver)
+    del signal, receiver
+    gc.collect()
+    assert alive() is None

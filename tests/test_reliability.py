@@ -998,3 +998,48 @@ def test_the_command_line_writing_to_a_closed_pipe_exits_quietly(arguments: list
         os.close(writing)
     assert finished.stderr == ""
     assert finished.returncode == 1
+
+
+def test_a_uid_refiled_over_a_dead_leftover_keeps_its_token(
+    callbacks_lost: Callable[[Signal], Any],
+) -> None:
+    """A new connection replacing a dead one under the same dispatch_uid keeps the uid's
+    token filed: a third connect with that uid is the same connection, and sends call it once."""
+    signal = Signal(name="s")
+    dying = Handler("dying")
+    signal.connect(dying, dispatch_uid="x")
+    signal.send(None)
+    with callbacks_lost(signal):
+        del dying  # its connection stays filed, dead
+    first, second = Handler("first"), Handler("second")
+    signal.connect(first, dispatch_uid="x")  # replaces the dead leftover
+    signal._ledger.check()
+    signal.connect(second, dispatch_uid="x")  # the uid is taken: nothing new
+    assert [response for _, response in signal.send(None)] == ["first"]
+    assert signal.disconnect(dispatch_uid="x") is True
+    assert signal.connections() == []
+
+
+def test_a_finalizer_run_by_a_replan_may_create_a_signal() -> None:
+    """set_strict() (or observe()) replans every signal, which finishes the deaths they have
+    pending; a finalizer run then may use the registry itself (creating a signal enrols it)."""
+    created: list[Signal] = []
+
+    class Receiver:
+        def __call__(self, **kwargs: Any) -> None: ...
+
+        def __del__(self) -> None:
+            created.append(Signal(name="made by a finalizer"))
+
+    signal = Signal(name="s")
+    sender = Model()
+    signal.connect(Receiver(), sender=sender, weak=False)
+    signal._ledger.lock.acquire()  # as if another thread were busy: the death waits
+    del sender
+    signal._ledger.lock.release()
+    previous = set_strict(False)
+    try:
+        finishes(lambda: set_strict(True))
+    finally:
+        set_strict(previous)
+    assert len(created) == 1

@@ -370,3 +370,19 @@ def test_a_dead_receiver_left_in_a_route_is_skipped_at_any_size(
     assert len(unraisable) == 1
     responses = getattr(signal, method)(None, order=2)
     assert [r for r, _ in responses] == receivers
+
+
+def test_an_argument_named_like_an_unrolled_shapes_local_reaches_receivers() -> None:
+    signal = Signal()
+
+    def first(receiver0: object, **kwargs: Any) -> object:
+        return receiver0
+
+    def second(receiver0: object, receiver1: object, **kwargs: Any) -> object:
+        return (receiver0, receiver1)
+
+    signal.connect(first)
+    signal.connect(second)
+    for _ in range(2):  # the class's send, then the signal's own
+        responses = signal.send(None, receiver0=42, receiver1=43)
+        assert [response for _, response in responses] == [42, (42, 43)]

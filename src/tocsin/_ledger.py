@@ -5,23 +5,26 @@ The ledger files connections (``add``, ``remove``), learns of receivers and send
 written around three rules, each of which once made a dispatcher hang or lie:
 
 - **No user code while the lock is held.** Nothing filed under the lock is keyed by anything
-  but ints, strs, tuples of those and tokens that compare by identity, so no ``__eq__`` or
-  ``__hash__`` of a sender or uid runs; dispatch_uids are matched outside the lock and the
+  but ints, strs, bytes, tuples of those with types or a marker object, and tokens that
+  compare by identity, all compared in C, so no ``__eq__`` or ``__hash__`` of a sender or uid
+  runs; dispatch_uids are matched outside the lock and the
   match is confirmed under it (``_uid_token``). Whatever a change drops (a strong receiver, an
   old plan, a sender) goes into a ``trash`` list emptied after the lock is released, so no
   finalizer runs under it; warnings are issued after release too.
-- **The lock is always released, and the state is always consistent.** Every region is a
-  ``with self.lock:`` block, whose release is a C call that even a ``RecursionError`` cannot
-  skip. Inside, a change first marks the plan stale (a plain attribute store) and only then
-  touches the connections, so an exception at any point leaves at worst a plan that will be
-  rebuilt for nothing.
+- **The lock is always released, and the state is always made consistent.** Every region is
+  a ``with self.lock:`` block, whose release is a C call that even a ``RecursionError``
+  cannot skip. Every change marks the ledger ``dirty`` before it starts and clean when it is
+  done; a change cut short by an exception (a ``RecursionError`` can strike at any call near
+  the recursion limit) leaves the mark, and the next holder of the lock rebuilds, before
+  anything else, what is derived from the connections (``_repair``).
 - **A weakref callback never waits.** The collector runs callbacks anywhere, possibly while
   this very thread holds the lock. A callback records the death in ``dead`` and takes the lock
   only if it is free; otherwise whoever holds it finishes the work when releasing it.
 
 Connections for any sender live in ``anyone``; those for one sender in that sender's
-``Group``. Both are dicts keyed by the receiver's identity (or uid token), in connection
-order, so connect and disconnect are O(1).
+``Group``. Both are dicts keyed by the receiver's identity (or uid token), so connect and
+disconnect are O(1); each connection's ``seq`` gives the order of the calls, and whatever
+needs that order sorts by it.
 """
 
 from __future__ import annotations
@@ -126,7 +129,6 @@ class Ledger:
         "lock",
         "muted",
         "on_receiver_death",
-        "on_sender_death",
         "plan",
         "rebuild",
         "routes",
@@ -177,7 +179,6 @@ class Ledger:
         self.key = id(signal)
         # Bound once: a bound method per connection would cost an allocation each.
         self.on_receiver_death = self._on_death
-        self.on_sender_death = self._on_death
 
     # -- flags ---------------------------------------------------------------------------------
 
@@ -214,7 +215,11 @@ class Ledger:
         """File ``connection`` under ``ident`` (or under ``uid``'s token when ``uid`` is set)
         for ``sender`` (None: any sender). Returns False, filing nothing, when a live
         connection is already there under that key."""
-        holder = None if sender is None else hold_sender(sender, sender_key(sender), self._on_death)
+        holder = (
+            None
+            if sender is None
+            else hold_sender(sender, sender_key(sender), self.on_receiver_death)
+        )
         trash: list[object] = []
         try:
             while True:
@@ -252,6 +257,8 @@ class Ledger:
         if existing is not None and existing() is not None:
             return False
         self.plan = STALE
+        if token is not None:
+            token.users += 1  # before the dead leftover's release, so the token stays filed
         if existing is not None:
             # A dead connection whose callback never ran (or has not run yet): it must not
             # shadow a live receiver that took its identity.
@@ -264,8 +271,6 @@ class Ledger:
             connection.group = group
             trash.append(self.routes.pop(group.key, None))
         container[ident] = connection
-        if token is not None:
-            token.users += 1
         return True
 
     def remove(self, ident: Hashable | None, sender: object, uid: Hashable) -> bool:
@@ -283,10 +288,13 @@ class Ledger:
                         if self.uid_version != version:
                             continue
                         ident = token
-                    group = None if sender is None else self.groups.get(sender_key(sender))
-                    if group is not None and not group.holds(sender):
-                        return False  # a dead sender's group: an id reused by a new object
-                    container = self.anyone if sender is None else getattr(group, "members", {})
+                    if sender is None:
+                        container = self.anyone
+                    else:
+                        group = self.groups.get(sender_key(sender))
+                        if group is None or not group.holds(sender):
+                            return False  # none, or a dead sender's: an id reused by another
+                        container = group.members
                     connection = container.get(ident)
                     if connection is None:
                         return False
@@ -643,14 +651,18 @@ class Ledger:
 
     def after_fork(self) -> None:
         """In a child process: a new lock (another thread may have held this one when the
-        process forked) and a plan rebuilt from scratch."""
+        process forked, perhaps half-way through a change) and everything derived from the
+        connections rebuilt before the child's first send goes on."""
         self.lock = threading.Lock()
-        self.dirty = True  # another thread may have been half-way through a change
+        self.dirty = True
+        self.plan = STALE
 
     def check(self) -> None:
         """Assert the bookkeeping is consistent (for tests): every connection filed under its
         own key in its own container, groups never empty, the published plan (if any) in step
-        with the connections, and tokens counting their users."""
+        with the connections, and tokens counting their users. Like any call that takes the
+        lock, it first finishes what is pending: deaths reported, and the repair of a change
+        that was cut short (a change that forgot to mark itself dirty is caught here)."""
         trash: list[object] = []
         with self.lock:
             self._drain(trash)

@@ -67,7 +67,8 @@ class Plan:
     Everything here is fixed once published, except ``routes``, the lazily filled cache of
     per-sender routes it shares with the ledger (filled and pruned under the ledger's lock;
     a reader only looks up). ``groups`` is the ledger's own dict of per-sender connection
-    groups, which a reader only tests for membership.
+    groups, in which a reader only looks a sender's group up and asks whether it holds that
+    sender.
     """
 
     __slots__ = (
@@ -115,7 +116,7 @@ class Plan:
         a mute, or a stale plan)."""
         if not self.plain:
             return None
-        cls = type(sender)  # sender_key(), inlined: this runs on many sends
+        cls = type(sender)  # sender_key() (tocsin._references), inlined: it runs on many sends
         if cls is str:
             key: Hashable = sender
         elif cls is int or cls is bool or cls is bytes:
@@ -156,6 +157,7 @@ class _Stale:
     __slots__ = ()
 
     fast = None
+    strict = False
     by_id = _NOTHING.get
 
     def pick(self, sender: object) -> None:

@@ -8,10 +8,11 @@ when it is created, with its ledger; a change replans the ledger of every signal
 The registry holds signals weakly: enrolling keeps nothing alive.
 
 A forked child process starts with every lock reset (another thread may have held one at
-the fork) and every plan rebuilt: see ``os.register_at_fork`` below.
+the fork) and every plan marked for rebuilding: see ``os.register_at_fork`` below.
 
-Lock order: this module's lock may be held while a signal's own lock is taken (a replan),
-never the other way round. No user code runs under it: replanning runs none.
+No user code runs under this module's lock, nor does any signal's lock get taken under it:
+a change of setting is made under it, and the signals concerned are replanned after it is
+released (a replan only makes their next send read the settings again).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ receiver runs.
 _lock = threading.Lock()
 
 # id(signal) -> (a weak reference to it, its ledger). Entries go when the signal does.
-_enrolled: dict[int, tuple[weakref.ref[Signal], Ledger]] = {}
+_enrolled: dict[int, tuple[weakref.ref[Signal], weakref.ref[Ledger]]] = {}
 
 # Observers of every signal, then of particular signals (by id), each in registration order.
 _everywhere: tuple[Observer, ...] = ()
@@ -61,7 +62,7 @@ def enrol(signal: Signal, ledger: Ledger) -> None:
     reference = weakref.ref(signal, lambda ref: _departed.append((key, ref)))
     with _lock:
         _prune()
-        _enrolled[key] = (reference, ledger)
+        _enrolled[key] = (reference, weakref.ref(ledger))
 
 
 # (id, reference) of signals that died; pruned by whoever next holds _lock.
@@ -91,13 +92,18 @@ def live_signals() -> list[Signal]:
     return signals
 
 
-def _replan(keys: list[int] | None) -> None:
-    """Replan the enrolled signals with these ids (all when None); called with _lock held."""
+def _concerned(keys: list[int] | None) -> list[Ledger]:
+    """The ledgers of the live enrolled signals with these ids (all when None); _lock held."""
     _prune()
     chosen = _enrolled.values() if keys is None else [_enrolled[k] for k in keys if k in _enrolled]
-    for reference, ledger in list(chosen):
-        if reference() is not None:
-            ledger.replan()
+    return [ledger for _, ref in chosen if (ledger := ref()) is not None]
+
+
+def _replan(ledgers: list[Ledger]) -> None:
+    """Mark each plan stale, without _lock: a replan only makes the next send read the
+    settings again, so it needs to come after the change, not under the same lock."""
+    for ledger in ledgers:
+        ledger.replan()
 
 
 def set_strict(enabled: bool) -> bool:
@@ -113,13 +119,8 @@ def set_strict(enabled: bool) -> bool:
     with _lock:
         previous = strict_default
         strict_default = enabled
-        try:
-            _replan(None)
-        except BaseException:
-            # Leave no signal checking by a setting that did not take.
-            strict_default = previous
-            _replan(None)
-            raise
+        ledgers = _concerned(None)
+    _replan(ledgers)
     return previous
 
 
@@ -144,12 +145,13 @@ class Observation:
         with _lock:
             if self.signal is None:
                 _everywhere = (*_everywhere, self.observer)
-                _replan(None)
+                ledgers = _concerned(None)
             else:
                 key = id(self.signal)
                 _particular[key] = (*_particular.get(key, ()), self.observer)
-                _replan([key])
+                ledgers = _concerned([key])
             self._open = True
+        _replan(ledgers)
 
     def close(self) -> None:
         """Stop watching; sends from now on no longer reach the observer."""
@@ -160,7 +162,7 @@ class Observation:
             self._open = False
             if self.signal is None:
                 _everywhere = _without(_everywhere, self.observer)
-                _replan(None)
+                ledgers = _concerned(None)
             else:
                 key = id(self.signal)
                 remaining = _without(_particular.get(key, ()), self.observer)
@@ -168,7 +170,8 @@ class Observation:
                     _particular[key] = remaining
                 else:
                     _particular.pop(key, None)
-                _replan([key])
+                ledgers = _concerned([key])
+        _replan(ledgers)
 
     def __enter__(self) -> Observation:
         return self
@@ -204,8 +207,10 @@ def _after_fork_in_child() -> None:
     """The child of a fork has one thread: any lock another thread held is held for ever."""
     global _lock
     _lock = threading.Lock()
-    for _, ledger in list(_enrolled.values()):
-        ledger.after_fork()
+    for _, ref in list(_enrolled.values()):
+        ledger = ref()
+        if ledger is not None:
+            ledger.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

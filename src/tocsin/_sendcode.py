@@ -10,12 +10,13 @@ sent, it gets a ``send`` of its own, compiled for the names it was sent with (ke
 parameters, and a catch-all for other names), stored on the instance, where
 ``signal.send(...)`` finds it before the class's method. ``send_robust`` likewise.
 
-That function calls every receiver from its own frame, whatever path the send takes (the
-first send after a change, a sender with receivers of its own, names it was not compiled
-for): exactly one frame, the send's, stands between the caller and a receiver, as in
-django.dispatch. Code tuned to that depth (``warnings.warn(..., stacklevel=N)`` in a
-receiver) points at the right line. The generated source is registered in ``linecache`` so
-tracebacks and debuggers show it.
+That function calls every sync receiver from its own frame, whatever path the send takes
+(the first send after a change, a sender with receivers of its own, names it was not
+compiled for): exactly one frame, the send's, stands between the caller and a receiver, as
+in django.dispatch, so code tuned to that depth (``warnings.warn(..., stacklevel=N)`` in a
+receiver) points at the right line. (Async receivers run in tasks, through
+``tocsin._asyncio``.) The generated source is registered in ``linecache`` so tracebacks and
+debuggers show it.
 
 Receivers get the keywords in the order of the names the function was compiled for (the
 order of the signal's first send), then any others in the order they were passed.
@@ -129,6 +130,12 @@ def compilable(name: str) -> bool:
 
 # -- the template ---------------------------------------------------------------------------
 
+# Most signals have a few receivers: for up to _UNROLLED_SIZES[-1], send resolves them into
+# locals and returns a list display, the cheapest shape there is (instruction counts against
+# the hand-written loop: 1.12-1.17x at 2 to 5 receivers, where the loop costs 1.22-1.35x).
+# Only when one of them has died does it fall through to the loop.
+_UNROLLED_SIZES = (2, 3, 4, 5)
+
 # Placeholders in {braces} are the function's own names; each is renamed (by appending "_")
 # if a compiled argument happens to share it, so no argument can shadow them.
 _OWN_NAMES = (
@@ -158,6 +165,7 @@ _OWN_NAMES = (
     "map",
     "install",
     "self",
+    *(f"receiver{index}" for index in range(_UNROLLED_SIZES[-1])),  # the unrolled shapes' locals
 )
 
 _HEAD_INSTANCE = """\
@@ -183,14 +191,14 @@ if {plan} is None:
     {plan} = {STALE}  # names to check (such as 'signal'): every send is judged alike
 {refs} = {plan}.fast
 if {refs} is None:
+    # A sender's own route, looked up by id() as sender_key() files it (see Plan.pick).
     {route} = {plan}.by_id({id}(sender))
     if {route} is not None and {route}.guard() is sender:
         {refs} = {route}.fast
     else:
         {refs} = {plan}.pick(sender)
 if {refs} is None or {other}{missing}{strict}:
-    {named} = {collect}
-    {route} = {prelude}({signal}, {ledger}, sender, {named}, {method!r})
+{collect}    {route} = {prelude}({signal}, {ledger}, sender, {named}, {method!r})
     if {route} is None:
         return []
     if {other}{missing} or {route}.asynchronous:
@@ -214,11 +222,7 @@ if {count} <= {most_unrolled}:
 {unrolled}{general}
 """
 
-# Most signals have a few receivers: for up to _UNROLLED_SIZES[-1], send resolves them into
-# locals and returns a list display, the cheapest shape there is (instruction counts against
-# the hand-written loop: 1.12-1.17x at 2 to 5 receivers, where the loop costs 1.22-1.35x).
-# Only when one of them has died does it fall through to the loop.
-_UNROLLED_SIZES = (2, 3, 4, 5)
+
 _UNROLLED = """\
     if {count} == {size}:
         {resolved}
@@ -275,13 +279,15 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
     call_template = _CALL_ROBUST if robust else _CALL_PLAIN
     single_template = _SINGLE_ROBUST if robust else _SINGLE_PLAIN
     if names:
-        collect = "{}\n" + "".join(
+        collect = f"    {own['named']} = {{}}\n" + "".join(
             f"    if {n} is not {own['MISSING']}:\n        {own['named']}[{n!r}] = {n}\n"
             for n in names
         )
-        collect += f"    {own['named']}.update({own['other']})"
+        collect += f"    {own['named']}.update({own['other']})\n"
+    elif for_class:
+        collect = ""  # the catch-all is the signature's **named, a fresh dict already
     else:
-        collect = own["other"]  # a fresh dict already: the catch-all of this very call
+        collect = f"    {own['named']} = {own['other']}\n"  # this very call's own dict
     body = _BODY.format(
         **own,
         method=method,
@@ -289,7 +295,6 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         strict=f" or {own['plan']}.strict" if strict else "",
         collect=collect,
         robust=robust,
-        resolve=_resolve(own, own["refs"]),
         resolve_sync=_resolve(own, f"{own['route']}.sync"),
         resolve_async=_resolve(own, f"{own['route']}.asynchronous"),
         unrolled="" if robust else _unrolled(own, spelled),
@@ -297,7 +302,6 @@ def _source(method: str, names: tuple[str, ...], strict: bool, for_class: bool) 
         general=_general(own, spelled, call_template),
         generic_call=call_template.format(**own, indent=" " * 16, arguments=generic),
         single_call=single_template.format(**own, arguments=spelled),
-        spelled_call=call_template.format(**own, indent=" " * 8, arguments=spelled),
     )
     if for_class:
         # The catch-all is the signature's **named, as in django.dispatch.
@@ -336,7 +340,7 @@ def _general(own: dict[str, str], spelled: str, call_template: str) -> str:
 def _unrolled(own: dict[str, str], spelled: str) -> str:
     blocks = []
     for size in _UNROLLED_SIZES:
-        local = [f"{own['receiver']}{index}" for index in range(size)]
+        local = [own[f"receiver{index}"] for index in range(size)]
         blocks.append(
             _UNROLLED.format(
                 count=own["count"],
@@ -397,7 +401,7 @@ def _factory(method: str, names: tuple[str, ...], strict: bool) -> Factory:
     factory = _factories.get(key)
     if factory is None:
         if len(_factories) >= _MAX_COMPILED and names:
-            return _factory(method, (), strict)  # the cache is full: no names compiled in
+            return _factory(method, (), True)  # the cache is full: no names compiled in
         source = _source(method, names, strict, for_class=False)
         factory = _exec(source, _filename(method, names, strict), names, "make")
         _factories[key] = factory

@@ -165,10 +165,12 @@ class Signal:
         one is an error; the message names this signal, ``method`` and the argument. Does
         nothing when no arguments are declared.
 
-        In strict mode a send calls this for the names of the signal's first send once (when
-        the signal's own send is compiled for them), and on every send whose names differ
-        from those. So a subclass that adds rules of its own (see
-        ``tocsin.catalogue.request_started``) must judge the names, not the values.
+        A signal's first send calls this once for the names it was sent with, strict or not,
+        to learn whether they pass (its own send is compiled accordingly; an exception then
+        only means they do not). In strict mode, later sends with exactly those names are not
+        checked again, and a send with other names is checked every time. So a subclass that
+        adds rules of its own (see ``tocsin.catalogue.request_started``) must judge the
+        names, not the values.
         """
         if not isinstance(named, Mapping):
             raise TypeError(
@@ -288,8 +290,8 @@ class Signal:
         self, sender: object, named: dict[str, Any], method: str
     ) -> list[tuple[Receiver, Any]]:
         ledger = self._ledger
-        if ledger.plan is None:
-            return []
+        if ledger.plan is None and not named and not ledger.unsent:
+            return []  # as a compiled send: other names still go through the checks
         route = _sendcode.prelude(self, ledger, sender, named, method)
         if route is None:
             return []
