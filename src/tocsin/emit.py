@@ -83,18 +83,27 @@ class _Around:
         signal, sender, named = self._start()
         signal.send(sender, **named)
 
+    def _finish(self, failed: bool) -> tuple[Signal, object, dict[str, Any]] | None:
+        """The ``post_`` send to make now: none when the block failed, none when it is handed
+        to the batch given as ``defer``."""
+        if failed:
+            return None
+        if self._defer is not None:
+            signal, sender, named = self._after
+            self._defer.send(signal, sender, **named)
+            return None
+        return self._after
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            signal, sender, named = self._after
-            if self._defer is not None:
-                self._defer.send(signal, sender, **named)
-            else:
-                signal.send(sender, **named)
+        after = self._finish(exc_type is not None)
+        if after is not None:
+            signal, sender, named = after
+            signal.send(sender, **named)
 
     async def __aenter__(self) -> None:
         signal, sender, named = self._start()
@@ -106,12 +115,10 @@ class _Around:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            signal, sender, named = self._after
-            if self._defer is not None:
-                self._defer.send(signal, sender, **named)
-            else:
-                await signal.asend(sender, **named)
+        after = self._finish(exc_type is not None)
+        if after is not None:
+            signal, sender, named = after
+            await signal.asend(sender, **named)
 
 
 def _deferring_to(defer: object, helper: str) -> Batch | None:
