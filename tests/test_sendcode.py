@@ -54,24 +54,36 @@ SITUATIONS = [
     "two receivers",
     "three receivers",
     "five receivers",
-    "many receivers",
+    "twelve receivers",
+    "the number of its first send",
+    "more receivers than when first sent",
     "with an async receiver",
 ]
+
+# The unrolled shapes: every send has them up to twelve receivers; past that, a send gets one
+# more, for the number of receivers its signal had at its first send; any other number takes
+# the loop.
+COUNTS = {
+    "two receivers": 2,
+    "three receivers": 3,
+    "five receivers": 5,
+    "twelve receivers": 12,
+    "the number of its first send": 40,
+    "more receivers than when first sent": 40,
+}
 
 
 def prepare(situation: str, method: str, receiver: Callable[..., None]) -> tuple[Signal, Any]:
     """A signal set up for ``situation``; returns it and the sender to send from."""
     signal = Signal()
-    keep = others(8)
+    keep = others(50)
     sender: object = None
     if situation == "for a particular sender":
         sender = Model()
         signal.connect(receiver, sender=sender)
         signal.connect(keep[0])
-    elif situation in ("two receivers", "three receivers", "five receivers", "many receivers"):
-        counts = {"two receivers": 1, "three receivers": 2, "five receivers": 4}
-        count = counts.get(situation, 7)
-        for other in keep[:count]:
+    elif situation in COUNTS:
+        for other in keep[: COUNTS[situation] - 1]:
             signal.connect(other)
         signal.connect(receiver)
     elif situation == "with an async receiver":
@@ -88,6 +100,9 @@ def prepare(situation: str, method: str, receiver: Callable[..., None]) -> tuple
         getattr(signal, method)(sender, order=1)  # compiles the send for (order,)
     if situation == "first send after a change":
         signal.connect(keep[1])
+    if situation == "more receivers than when first sent":
+        signal.connect(keep[-1])
+        getattr(signal, method)(sender, order=1)  # publishes; 41 receivers take the loop
     signal.keep = keep  # type: ignore[attr-defined]
     return signal, sender
 
@@ -128,13 +143,15 @@ def test_a_receivers_warning_with_djangos_stacklevel_points_at_the_sending_line(
 # -- what a send holds -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("total", [2, 3, 4, 5, 6, 9])
+@pytest.mark.parametrize("grown", [False, True], ids=["as first sent", "grown since"])
+@pytest.mark.parametrize("total", [2, 3, 4, 5, 6, 9, 12, 13, 40])
 @pytest.mark.parametrize("method", ["send", "send_robust"])
 def test_a_receiver_dropping_the_last_reference_to_a_later_one_does_not_skip_it(
-    total: int, method: str
+    total: int, method: str, grown: bool
 ) -> None:
     """Every receiver alive when a send starts is called by it, even one that the receivers
-    before it let die."""
+    before it let die: in every unrolled shape and in the loop (where the signal has grown
+    since its first send, past the shapes every send has)."""
     signal = Signal()
     called: list[str] = []
     held: dict[str, Callable[..., None]] = {}
@@ -147,10 +164,13 @@ def test_a_receiver_dropping_the_last_reference_to_a_later_one_does_not_skip_it(
         called.append("victim")
 
     fillers = others(total - 2)
-    held["victim"] = victim
     signal.connect(killer)
     for filler in fillers:
         signal.connect(filler)
+    if grown:
+        getattr(signal, method)(None, order=0)  # compiled for one receiver fewer
+        called.clear()
+    held["victim"] = victim
     signal.connect(victim)
     del victim
     responses = getattr(signal, method)(None, order=1)
@@ -354,7 +374,7 @@ def test_a_change_to_the_any_sender_receivers_rebuilds_every_route() -> None:
     signal._ledger.check()
 
 
-@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 6, 9])
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 6, 9, 12, 40])
 @pytest.mark.parametrize("method", ["send", "send_robust"])
 def test_a_dead_receiver_left_in_a_route_is_skipped_at_any_size(
     total: int, method: str, callbacks_lost: Callable[[Signal], Any]
@@ -372,11 +392,12 @@ def test_a_dead_receiver_left_in_a_route_is_skipped_at_any_size(
     assert [r for r, _ in responses] == receivers
 
 
-def test_an_argument_named_like_an_unrolled_shapes_local_reaches_receivers() -> None:
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_an_argument_named_like_an_unrolled_shapes_local_reaches_receivers(method: str) -> None:
     signal = Signal()
 
-    def first(receiver0: object, **kwargs: Any) -> object:
-        return receiver0
+    def first(receiver0: object, response1: object, **kwargs: Any) -> object:
+        return (receiver0, response1)
 
     def second(receiver0: object, receiver1: object, **kwargs: Any) -> object:
         return (receiver0, receiver1)
@@ -384,5 +405,61 @@ def test_an_argument_named_like_an_unrolled_shapes_local_reaches_receivers() -> 
     signal.connect(first)
     signal.connect(second)
     for _ in range(2):  # the class's send, then the signal's own
-        responses = signal.send(None, receiver0=42, receiver1=43)
-        assert [response for _, response in responses] == [42, (42, 43)]
+        responses = getattr(signal, method)(None, receiver0=42, receiver1=43, response1=44)
+        assert [response for _, response in responses] == [(42, 44), (42, 43)]
+
+
+# -- the unrolled shapes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("total", "unrolled"), [(12, ""), (13, ", 13 unrolled"), (300, "")])
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+def test_past_twelve_a_send_is_unrolled_for_the_receivers_of_its_first_send(
+    total: int, unrolled: str, method: str
+) -> None:
+    """Up to a limit (far above 13, below 300): bigger shapes would cost more to compile than
+    they save."""
+    signal = Signal()
+    receivers = others(total)
+    for receiver in receivers:
+        signal.connect(receiver)
+    responses = getattr(signal, method)(None, order=1)
+    assert vars(signal)[method].__code__.co_filename == f"<tocsin {method}(order){unrolled}>"
+    assert [r for r, _ in responses] == receivers
+    receivers += others(1)
+    signal.connect(receivers[-1])  # now a number no shape was compiled for: the loop
+    responses = getattr(signal, method)(None, order=2)
+    assert [r for r, _ in responses] == receivers
+
+
+@pytest.mark.parametrize("total", [1, 2, 5, 6, 12, 40])
+@pytest.mark.parametrize("failing", ["first", "middle", "last"])
+def test_send_robust_in_an_unrolled_shape_calls_every_receiver_and_keeps_the_order(
+    total: int, failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    signal = Signal()
+    index = {"first": 0, "middle": total // 2, "last": total - 1}[failing]
+    error = ValueError("no stock")
+    called: list[int] = []
+
+    def make(position: int) -> Callable[..., int]:
+        def receiver(**kwargs: Any) -> int:
+            called.append(position)
+            if position == index:
+                raise error
+            return position
+
+        return receiver
+
+    receivers = [make(position) for position in range(total)]
+    for receiver in receivers:
+        signal.connect(receiver)
+    for order in range(2):  # the class's send_robust, then the signal's own
+        called.clear()
+        caplog.clear()
+        responses = signal.send_robust(None, order=order)
+        assert called == list(range(total))
+        expected = [error if p == index else p for p in range(total)]
+        assert responses == list(zip(receivers, expected, strict=True))
+        [record] = caplog.records
+        assert record.exc_info is not None and record.exc_info[1] is error

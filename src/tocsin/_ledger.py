@@ -402,6 +402,12 @@ class Ledger:
                 self.uids.pop(ident.hashed, None)
             self.uid_version += 1
 
+    def anyone_sync_count(self) -> int:
+        """How many sync receivers are connected for any sender (dead ones not yet swept
+        included): what a compiled send is sized for (see tocsin._sendcode)."""
+        with self.lock:
+            return sum(1 for connection in self.anyone.values() if not connection.is_async)
+
     # -- publishing ----------------------------------------------------------------------------
 
     def current(self) -> Plan:
