@@ -406,7 +406,8 @@ class Ledger:
         """How many sync receivers are connected for any sender (dead ones not yet swept
         included): what a compiled send is sized for (see tocsin._sendcode)."""
         with self.lock:
-            return sum(1 for connection in self.anyone.values() if not connection.is_async)
+            connections = list(self.anyone.values())
+        return sum(not connection.is_async for connection in connections)
 
     # -- publishing ----------------------------------------------------------------------------
 
