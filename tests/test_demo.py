@@ -62,12 +62,20 @@ def test_each_request_lists_its_signals_in_the_order_they_fired(
 
 
 def test_with_a_port_the_demo_serves_a_browser_until_interrupted() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "tocsin", "demo", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Ctrl-C in a terminal is what this stands for. A shell that started the tests in the
+    # background (`pytest &` in a script) leaves SIGINT ignored, and a child would inherit
+    # that: while the demo starts, SIGINT is handled here, which a child resets to the default.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "tocsin", "demo", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        if inherited is not None:  # None: a handler not set from Python, left as it is
+            signal.signal(signal.SIGINT, inherited)
     lines: queue.SimpleQueue[str] = queue.SimpleQueue()
     assert process.stdout is not None
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout])  # type: ignore[union-attr]
