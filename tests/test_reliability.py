@@ -31,7 +31,17 @@ from typing import Any, TypeVar
 import pytest
 
 import tocsin
-from tocsin import Argument, ReceiverCollectedWarning, Signal, catalogue, emit, receiver, set_strict
+from tocsin import (
+    Argument,
+    ReceiverCollectedWarning,
+    Signal,
+    _registry,
+    catalogue,
+    emit,
+    receiver,
+    set_strict,
+)
+from tocsin._ledger import Ledger
 
 T = TypeVar("T")
 Unraisable = Callable[..., AbstractContextManager[list[Any]]]  # conftest.py's fixture
@@ -181,6 +191,124 @@ def test_a_finalizer_that_uses_the_signal_runs_after_the_lock_is_released(
     assert kept not in signal.receivers_for(None)
     signal._ledger.check()
     signal.disconnect(kept, sender="after")
+
+
+class Collected:
+    """Garbage the cyclic collector frees (it refers to itself), whose finalizer uses a
+    signal: the collector runs such finalizers at whatever allocation triggers it."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.cycle = self
+        self.action = action
+
+    def __del__(self) -> None:
+        self.action()
+
+
+FINALIZER_ACTIONS: dict[str, Callable[[Signal], object]] = {
+    "send": lambda signal: signal.send(None, order=2),
+    "connect": lambda signal: signal.connect(kept, sender="late"),
+    "disconnect": lambda signal: signal.disconnect(kept),
+    "connections": lambda signal: signal.connections(),
+}
+
+
+@pytest.mark.parametrize("action", list(FINALIZER_ACTIONS))
+@pytest.mark.parametrize("region", ["send", "connect"])
+def test_a_finalizer_the_collector_runs_inside_a_change_is_refused_not_left_waiting(
+    action: str,
+    region: str,
+    monkeypatch: pytest.MonkeyPatch,
+    unraisable: Callable[..., AbstractContextManager[list[Any]]],
+) -> None:
+    """The collector may run a finalizer at any allocation, and every locked region
+    allocates: one that then uses the same signal from the same thread would wait for ever on
+    a lock its own thread holds. It gets a RuntimeError naming the signal (reported by
+    sys.unraisablehook, as for any finalizer), and the change it interrupted completes. A
+    send that needs no lock (the signal's published state is still current) just goes on."""
+    signal = Signal(name="orders")
+    signal.connect(kept)
+    signal.send(None, order=1)
+
+    def on_save(**kwargs: Any) -> str:
+        return "saved"
+
+    # The collector runs here, inside the region (as it might at any allocation there).
+    method = "_build" if region == "send" else "_file"
+    original = getattr(Ledger, method)
+
+    def collecting(self: Ledger, *args: Any) -> Any:
+        gc.collect()
+        return original(self, *args)
+
+    monkeypatch.setattr(Ledger, method, collecting)
+    enabled = gc.isenabled()
+    gc.disable()  # so that the garbage waits for the collection inside the region
+    done: list[object] = []
+    try:
+        Collected(lambda: done.append(FINALIZER_ACTIONS[action](signal)))
+        with unraisable(RuntimeError) as reported:
+            if region == "send":
+                signal.connect(on_save)
+                responses = finishes(lambda: signal.send(None, order=3))
+                assert responses == [(kept, "kept"), (on_save, "saved")]
+            else:
+                finishes(lambda: signal.connect(on_save))
+    finally:
+        if enabled:
+            gc.enable()
+    monkeypatch.undo()
+    if (region, action) == ("connect", "send"):
+        # The connect had not begun to change anything yet when the collector ran.
+        assert (reported, done) == ([], [[(kept, "kept")]])
+    else:
+        [report] = reported
+        message = str(report.exc_value)
+        assert message.startswith("The signal 'orders' cannot ")
+        assert "finalizer" in message and "nothing was done" in message
+        assert done == []
+    assert [c.receiver for c in signal.connections()] == [kept, on_save]
+    signal._ledger.check()
+    usable(signal)
+
+
+@pytest.mark.parametrize(
+    ("doing", "use"),
+    [
+        ("create a signal", lambda: Signal(name="made by a finalizer")),
+        ("list the live signals", lambda: _registry.live_signals()),
+        ("change strict mode", lambda: set_strict(False)),
+    ],
+    ids=["Signal()", "live signals", "set_strict"],
+)
+def test_a_finalizer_the_collector_runs_inside_the_registrys_lock_is_refused(
+    doing: str,
+    use: Callable[[], object],
+    monkeypatch: pytest.MonkeyPatch,
+    unraisable: Callable[..., AbstractContextManager[list[Any]]],
+) -> None:
+    """The same for tocsin's list of signals, whose lock creating a signal takes."""
+    original = _registry._prune
+
+    def collecting() -> None:
+        gc.collect()  # the collector runs here, inside the region
+        original()
+
+    monkeypatch.setattr(_registry, "_prune", collecting)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        Collected(use)
+        with unraisable(RuntimeError) as reported:
+            signal = finishes(lambda: Signal(name="orders"))
+    finally:
+        if enabled:
+            gc.enable()
+    monkeypatch.undo()
+    [report] = reported
+    assert str(report.exc_value).startswith(f"tocsin cannot {doing} now: ")
+    assert signal in _registry.live_signals()
+    usable(signal)
 
 
 class Reentrant:

@@ -2,7 +2,7 @@
 
 The ledger files connections (``add``, ``remove``), learns of receivers and senders that die
 (weakref callbacks), and publishes the plans that sends read (see ``tocsin._plan``). It is
-written around three rules, each of which once made a dispatcher hang or lie:
+written around four rules, each of which once made a dispatcher hang or lie:
 
 - **No user code while the lock is held.** Nothing filed under the lock is keyed by anything
   but ints, strs, bytes, tuples of those with types or a marker object, and tokens that
@@ -13,13 +13,18 @@ written around three rules, each of which once made a dispatcher hang or lie:
   finalizer runs under it; warnings are issued after release too.
 - **The lock is always released, and the state is always made consistent.** Every region is
   a ``with self.lock:`` block, whose release is a C call that even a ``RecursionError``
-  cannot skip. Every change marks the ledger ``dirty`` before it starts and clean when it is
-  done; a change cut short by an exception (a ``RecursionError`` can strike at any call near
-  the recursion limit) leaves the mark, and the next holder of the lock rebuilds, before
+  cannot skip (its ``finally`` only clears ``holder``, a store that cannot fail either).
+  Every change marks the ledger ``dirty`` before it starts and clean when it is done; a
+  change cut short by an exception (a ``RecursionError`` can strike at any call near the
+  recursion limit) leaves the mark, and the next holder of the lock rebuilds, before
   anything else, what is derived from the connections (``_repair``).
 - **A weakref callback never waits.** The collector runs callbacks anywhere, possibly while
   this very thread holds the lock. A callback records the death in ``dead`` and takes the lock
   only if it is free; otherwise whoever holds it finishes the work when releasing it.
+- **Nor does a finalizer that the collector runs inside a locked region.** Such a finalizer
+  (of any garbage, not only ours) may call back into this very ledger, on the thread that
+  holds the lock. Every region records its thread in ``holder``, and a call that finds its
+  own thread there raises instead of waiting for itself (``_refuse_reentry``).
 
 Connections for any sender live in ``anyone``; those for one sender in that sender's
 ``Group``. Both are dicts keyed by the receiver's identity (or uid token), so connect and
@@ -34,6 +39,7 @@ import sys
 import threading
 import warnings
 import weakref
+from _thread import get_ident
 from collections.abc import Callable, Hashable, Iterable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -125,6 +131,7 @@ class Ledger:
         "dirty",
         "everyone",
         "groups",
+        "holder",
         "key",
         "lock",
         "muted",
@@ -142,6 +149,11 @@ class Ledger:
 
     def __init__(self, signal: Signal, *, declared: bool, strict_choice: bool | None) -> None:
         self.lock = threading.Lock()
+        # The thread holding ``lock``, while it does (0: none): set first thing in every locked
+        # region, cleared by its ``finally``. A call that finds its own thread here was made
+        # by a finalizer the garbage collector ran inside that region, and is refused
+        # (``_refuse_reentry``) rather than left waiting for ever on a lock its thread holds.
+        self.holder = 0
         # What a send reads: None, STALE or a Plan (see tocsin._plan). Invariant: None only
         # when nothing is connected and no flag asks a send to do anything. A new signal
         # starts stale: the global strict setting or observers of every signal may apply.
@@ -190,10 +202,15 @@ class Ledger:
 
     def replan(self) -> None:
         """Make the next send publish a new plan (a flag, or a setting in the registry, changed)."""
+        self._refuse_reentry("change its settings")
         trash: list[object] = []
         with self.lock:
-            self._drain(trash)
-            self.plan = STALE
+            self.holder = get_ident()
+            try:
+                self._drain(trash)
+                self.plan = STALE
+            finally:
+                self.holder = 0
         trash.clear()
         self._settle()
 
@@ -202,9 +219,14 @@ class Ledger:
         self.replan()
 
     def change_muted(self, change: int) -> None:
+        self._refuse_reentry("be muted or unmuted")
         with self.lock:
-            self.plan = STALE
-            self.muted += change
+            self.holder = get_ident()
+            try:
+                self.plan = STALE
+                self.muted += change
+            finally:
+                self.holder = 0
         self._settle()
 
     # -- connecting ----------------------------------------------------------------------------
@@ -215,6 +237,7 @@ class Ledger:
         """File ``connection`` under ``ident`` (or under ``uid``'s token when ``uid`` is set)
         for ``sender`` (None: any sender). Returns False, filing nothing, when a live
         connection is already there under that key."""
+        self._refuse_reentry("connect a receiver")
         holder = (
             None
             if sender is None
@@ -225,13 +248,19 @@ class Ledger:
             while True:
                 token, version, hashed = self._uid_token(uid) if uid else (None, 0, 0)
                 with self.lock:
-                    self._drain(trash)
-                    if uid and self.uid_version != version:
-                        continue  # uids changed while we compared: compare again
-                    self.dirty = True
-                    added = self._file(connection, ident, sender, holder, token, uid, hashed, trash)
-                    self.dirty = False
-                    return added
+                    self.holder = get_ident()
+                    try:
+                        self._drain(trash)
+                        if uid and self.uid_version != version:
+                            continue  # uids changed while we compared: compare again
+                        self.dirty = True
+                        added = self._file(
+                            connection, ident, sender, holder, token, uid, hashed, trash
+                        )
+                        self.dirty = False
+                        return added
+                    finally:
+                        self.holder = 0
         finally:
             trash.clear()
             self._settle()
@@ -276,6 +305,7 @@ class Ledger:
     def remove(self, ident: Hashable | None, sender: object, uid: Hashable) -> bool:
         """Remove the connection filed under ``ident`` (or ``uid``) for ``sender``; False if
         there was none."""
+        self._refuse_reentry("disconnect a receiver")
         trash: list[object] = []
         try:
             while True:
@@ -283,27 +313,31 @@ class Ledger:
                 if uid and token is None:
                     return False
                 with self.lock:
-                    self._drain(trash)
-                    if uid:
-                        if self.uid_version != version:
-                            continue
-                        ident = token
-                    if sender is None:
-                        container = self.anyone
-                    else:
-                        group = self.groups.get(sender_key(sender))
-                        if group is None or not group.holds(sender):
-                            return False  # none, or a dead sender's: an id reused by another
-                        container = group.members
-                    connection = container.get(ident)
-                    if connection is None:
-                        return False
-                    self.plan = STALE
-                    self.dirty = True
-                    self._unfile(connection, trash)
-                    self.dirty = False
-                    # A dead receiver's leftover is not what the caller asked to remove.
-                    return bool(uid) or connection() is not None
+                    self.holder = get_ident()
+                    try:
+                        self._drain(trash)
+                        if uid:
+                            if self.uid_version != version:
+                                continue
+                            ident = token
+                        if sender is None:
+                            container = self.anyone
+                        else:
+                            group = self.groups.get(sender_key(sender))
+                            if group is None or not group.holds(sender):
+                                return False  # none, or a dead sender's: an id reused by another
+                            container = group.members
+                        connection = container.get(ident)
+                        if connection is None:
+                            return False
+                        self.plan = STALE
+                        self.dirty = True
+                        self._unfile(connection, trash)
+                        self.dirty = False
+                        # A dead receiver's leftover is not what the caller asked to remove.
+                        return bool(uid) or connection() is not None
+                    finally:
+                        self.holder = 0
         finally:
             trash.clear()
             self._settle()
@@ -374,8 +408,12 @@ class Ledger:
         under the lock that the version has not moved (else looks again)."""
         hashed = uid_hash(uid)
         with self.lock:
-            bucket = self.uids.get(hashed, ())
-            version = self.uid_version
+            self.holder = get_ident()
+            try:
+                bucket = self.uids.get(hashed, ())
+                version = self.uid_version
+            finally:
+                self.holder = 0
         self._settle()
         for token in bucket:
             if same_uid(token.uid, uid):
@@ -405,8 +443,13 @@ class Ledger:
     def anyone_sync_count(self) -> int:
         """How many sync receivers are connected for any sender (dead ones not yet swept
         included): what a compiled send is sized for (see tocsin._sendcode)."""
+        self._refuse_reentry("be sent")
         with self.lock:
-            connections = list(self.anyone.values())
+            self.holder = get_ident()
+            try:
+                connections = list(self.anyone.values())
+            finally:
+                self.holder = 0
         return sum(not connection.is_async for connection in connections)
 
     # -- publishing ----------------------------------------------------------------------------
@@ -419,14 +462,19 @@ class Ledger:
             return plan
         if plan is None and not self.unsent:
             return _NOBODY_PLAN  # nothing connected, nothing to check: no lock needed
+        self._refuse_reentry("be sent")
         trash: list[object] = []
         with self.lock:
-            self._drain(trash)
-            plan = self.plan
-            if type(plan) is not Plan:
-                plan = self._build(trash)
-                self.plan = plan
-                self.sent_at = next_seq()
+            self.holder = get_ident()
+            try:
+                self._drain(trash)
+                plan = self.plan
+                if type(plan) is not Plan:
+                    plan = self._build(trash)
+                    self.plan = plan
+                    self.sent_at = next_seq()
+            finally:
+                self.holder = 0
         trash.clear()
         self._settle()
         if self.unsent:
@@ -469,43 +517,48 @@ class Ledger:
     def build_route(self, plan: Plan, key: Hashable, sender: object) -> Route:
         """The route for ``sender``, filed under ``key``, as the connections are now: the
         any-sender connections and the sender's own, merged in connection order."""
+        self._refuse_reentry("be sent")
         trash: list[object] = []
         with self.lock:
-            self._drain(trash)
-            group = self.groups.get(key)
-            route: Route | None
-            if group is not None and group.holds(sender):
-                dead = [c for c in group.members.values() if c.weak and c() is None]
-                if dead:  # receivers that died unnoticed (a callback lost to RecursionError)
-                    self.plan = STALE
-                    self.dirty = True
-                    for connection in dead:
-                        self._unfile(connection, trash)
-                    self.dirty = False
-                    group = self.groups.get(key)
-            if group is None or not group.holds(sender):
-                if group is not None and not group.alive():
-                    self.plan = STALE
-                    self.dirty = True
-                    self._drop_group(group, trash)  # its sender died unnoticed
-                    self.dirty = False
-                route = plan.everyone
-            else:
-                route = self.routes.get(key) if plan.routes is self.routes else None
-                if route is None or (route.guard is not None and route.guard() is not sender):
-                    anyone = (
-                        sorted(self.anyone.values(), key=_by_seq)
-                        if self.rebuild
-                        else self.anyone_in_order
-                    )
-                    members: Iterable[ConnectionEntry] = group.members.values()
-                    if len(group.members) > 1:
-                        members = sorted(members, key=_by_seq)
-                    if anyone:
-                        members = heapq.merge(anyone, members, key=_by_seq)
-                    route = Route(members, group.holder if group.guarded else None)
-                    if plan.routes is self.routes:
-                        self.routes[key] = route
+            self.holder = get_ident()
+            try:
+                self._drain(trash)
+                group = self.groups.get(key)
+                route: Route | None
+                if group is not None and group.holds(sender):
+                    dead = [c for c in group.members.values() if c.weak and c() is None]
+                    if dead:  # receivers that died unnoticed (a callback lost to RecursionError)
+                        self.plan = STALE
+                        self.dirty = True
+                        for connection in dead:
+                            self._unfile(connection, trash)
+                        self.dirty = False
+                        group = self.groups.get(key)
+                if group is None or not group.holds(sender):
+                    if group is not None and not group.alive():
+                        self.plan = STALE
+                        self.dirty = True
+                        self._drop_group(group, trash)  # its sender died unnoticed
+                        self.dirty = False
+                    route = plan.everyone
+                else:
+                    route = self.routes.get(key) if plan.routes is self.routes else None
+                    if route is None or (route.guard is not None and route.guard() is not sender):
+                        anyone = (
+                            sorted(self.anyone.values(), key=_by_seq)
+                            if self.rebuild
+                            else self.anyone_in_order
+                        )
+                        members: Iterable[ConnectionEntry] = group.members.values()
+                        if len(group.members) > 1:
+                            members = sorted(members, key=_by_seq)
+                        if anyone:
+                            members = heapq.merge(anyone, members, key=_by_seq)
+                        route = Route(members, group.holder if group.guarded else None)
+                        if plan.routes is self.routes:
+                            self.routes[key] = route
+            finally:
+                self.holder = 0
         trash.clear()
         self._settle()
         return route
@@ -515,17 +568,22 @@ class Ledger:
     def snapshot(self, sender: object = None, *, everyone: bool = False) -> list[ConnectionEntry]:
         """The live connections a send from ``sender`` would reach, in call order, or (with
         ``everyone``) every connection; does not count as a send."""
+        self._refuse_reentry("list its connections")
         trash: list[object] = []
         with self.lock:
-            self._drain(trash)
-            connections = list(self.anyone.values())
-            if everyone:
-                for group in self.groups.values():
-                    connections += group.members.values()
-            elif sender is not None:
-                named = self.groups.get(sender_key(sender))
-                if named is not None and named.holds(sender):
-                    connections += named.members.values()
+            self.holder = get_ident()
+            try:
+                self._drain(trash)
+                connections = list(self.anyone.values())
+                if everyone:
+                    for group in self.groups.values():
+                        connections += group.members.values()
+                elif sender is not None:
+                    named = self.groups.get(sender_key(sender))
+                    if named is not None and named.holds(sender):
+                        connections += named.members.values()
+            finally:
+                self.holder = 0
         trash.clear()
         self._settle()
         connections.sort(key=_by_seq)
@@ -616,6 +674,25 @@ class Ledger:
         self.uid_version += 1
         self.dirty = False
 
+    def _refuse_reentry(self, doing: str) -> None:
+        """Raise when this thread holds the lock already: the caller is a finalizer that the
+        garbage collector ran inside a locked region (it runs them at any allocation, and
+        every region allocates). Waiting would hang the thread for ever, and acting would
+        work on a change half made; the error reaches ``sys.unraisablehook``, so it is seen.
+        Called without the lock, before taking it."""
+        if self.holder != get_ident():
+            return
+        signal = self.signal()
+        name = getattr(signal, "name", None)
+        which = f"signal {name!r}" if name else f"signal at {self.key:#x}"
+        raise RuntimeError(
+            f"The {which} cannot {doing} now: this call was made by a finalizer (a __del__ "
+            "or weakref.finalize callback) that the garbage collector ran while this same "
+            "thread was changing that signal, so it would wait for itself for ever; nothing "
+            "was done. Have the finalizer hand the work to code that runs later (a queue "
+            "that the program drains, or loop.call_soon_threadsafe)."
+        )
+
     def _settle(self) -> bool:
         """Finish the deaths reported meanwhile, if the lock is free (called without it).
         Returns whether it took the lock (then nobody, this thread included, held it)."""
@@ -623,9 +700,11 @@ class Ledger:
         while self.dead and self.lock.acquire(blocking=False):
             took = True
             trash: list[object] = []
+            self.holder = get_ident()
             try:
                 self._drain(trash)
             finally:
+                self.holder = 0
                 self.lock.release()
             trash.clear()
         return took
@@ -661,6 +740,7 @@ class Ledger:
         process forked, perhaps half-way through a change) and everything derived from the
         connections rebuilt before the child's first send goes on."""
         self.lock = threading.Lock()
+        self.holder = 0
         self.dirty = True
         self.plan = STALE
 
@@ -670,43 +750,50 @@ class Ledger:
         with the connections, and tokens counting their users. Like any call that takes the
         lock, it first finishes what is pending: deaths reported, and the repair of a change
         that was cut short (a change that forgot to mark itself dirty is caught here)."""
+        self._refuse_reentry("be checked")
         trash: list[object] = []
         with self.lock:
-            self._drain(trash)
-            for ident, connection in self.anyone.items():
-                assert connection.ident is ident or connection.ident == ident
-                assert connection.group is None
-            for key, group in self.groups.items():
-                assert group.key == key and group.members, f"empty or misfiled group {key!r}"
-                for ident, connection in group.members.items():
+            self.holder = get_ident()
+            try:
+                self._drain(trash)
+                for ident, connection in self.anyone.items():
                     assert connection.ident is ident or connection.ident == ident
-                    assert connection.group is group
-            users: dict[int, int] = {}
-            for connection in self._all_connections():
-                if type(connection.ident) is UidToken:
-                    users[id(connection.ident)] = users.get(id(connection.ident), 0) + 1
-            filed = {id(token) for bucket in self.uids.values() for token in bucket}
-            for bucket in self.uids.values():
-                for token in bucket:
-                    assert token.users == users.get(id(token), 0) > 0, "token miscounted"
-            assert set(users) <= filed, "a connection's uid token is no longer filed"
-            plan = self.plan
-            if plan is None:
-                assert not (self.anyone or self.groups or self.muted or self.strict)
-            elif type(plan) is Plan:
-                assert not self.rebuild
-                expected = Route(sorted(self.anyone.values(), key=_by_seq), None)
-                assert plan.everyone.sync == expected.sync
-                assert plan.everyone.asynchronous == expected.asynchronous
-                assert plan.strict == self.strict and plan.muted == bool(self.muted)
-                assert plan.groups is self.groups
-                for key, route in self.routes.items():
-                    owner = self.groups.get(key)
-                    assert owner is not None, f"a route for {key!r}, which has no group"
-                    members = sorted(owner.members.values(), key=_by_seq)
-                    merged = Route(heapq.merge(self.anyone_in_order, members, key=_by_seq), None)
-                    assert route.sync == merged.sync
-                    assert route.asynchronous == merged.asynchronous
+                    assert connection.group is None
+                for key, group in self.groups.items():
+                    assert group.key == key and group.members, f"empty or misfiled group {key!r}"
+                    for ident, connection in group.members.items():
+                        assert connection.ident is ident or connection.ident == ident
+                        assert connection.group is group
+                users: dict[int, int] = {}
+                for connection in self._all_connections():
+                    if type(connection.ident) is UidToken:
+                        users[id(connection.ident)] = users.get(id(connection.ident), 0) + 1
+                filed = {id(token) for bucket in self.uids.values() for token in bucket}
+                for bucket in self.uids.values():
+                    for token in bucket:
+                        assert token.users == users.get(id(token), 0) > 0, "token miscounted"
+                assert set(users) <= filed, "a connection's uid token is no longer filed"
+                plan = self.plan
+                if plan is None:
+                    assert not (self.anyone or self.groups or self.muted or self.strict)
+                elif type(plan) is Plan:
+                    assert not self.rebuild
+                    expected = Route(sorted(self.anyone.values(), key=_by_seq), None)
+                    assert plan.everyone.sync == expected.sync
+                    assert plan.everyone.asynchronous == expected.asynchronous
+                    assert plan.strict == self.strict and plan.muted == bool(self.muted)
+                    assert plan.groups is self.groups
+                    for key, route in self.routes.items():
+                        owner = self.groups.get(key)
+                        assert owner is not None, f"a route for {key!r}, which has no group"
+                        members = sorted(owner.members.values(), key=_by_seq)
+                        merged = Route(
+                            heapq.merge(self.anyone_in_order, members, key=_by_seq), None
+                        )
+                        assert route.sync == merged.sync
+                        assert route.asynchronous == merged.asynchronous
+            finally:
+                self.holder = 0
 
     def _all_connections(self) -> Iterable[ConnectionEntry]:
         yield from self.anyone.values()

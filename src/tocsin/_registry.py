@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from _thread import get_ident
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ receiver runs.
 """
 
 _lock = threading.Lock()
+# The thread holding _lock, while it does (0: none); see _refuse_reentry.
+_holder = 0
 
 # id(signal) -> (a weak reference to it, its ledger). Entries go when the signal does.
 _enrolled: dict[int, tuple[weakref.ref[Signal], weakref.ref[Ledger]]] = {}
@@ -54,15 +57,34 @@ _particular: dict[int, tuple[Observer, ...]] = {}
 strict_default = os.environ.get("TOCSIN_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _refuse_reentry(doing: str) -> None:
+    """Raise when this thread holds _lock already: the caller is a finalizer the garbage
+    collector ran inside a locked region, which would otherwise wait for itself for ever (as
+    ``Ledger._refuse_reentry`` explains for a signal's own lock)."""
+    if _holder == get_ident():
+        raise RuntimeError(
+            f"tocsin cannot {doing} now: this call was made by a finalizer (a __del__ or "
+            "weakref.finalize callback) that the garbage collector ran while this same thread "
+            "was updating tocsin's list of signals, so it would wait for itself for ever; "
+            "nothing was done. Have the finalizer hand the work to code that runs later."
+        )
+
+
 def enrol(signal: Signal, ledger: Ledger) -> None:
     """Make ``signal`` known, with the ledger that holds its state."""
+    global _holder
     key = id(signal)
     # The callback runs wherever the collector does, possibly while this very thread holds
     # _lock: it must not wait for it. It leaves a note that the next holder acts on.
     reference = weakref.ref(signal, lambda ref: _departed.append((key, ref)))
+    _refuse_reentry("create a signal")
     with _lock:
-        _prune()
-        _enrolled[key] = (reference, weakref.ref(ledger))
+        _holder = get_ident()
+        try:
+            _prune()
+            _enrolled[key] = (reference, weakref.ref(ledger))
+        finally:
+            _holder = 0
 
 
 # (id, reference) of signals that died; pruned by whoever next holds _lock.
@@ -81,9 +103,15 @@ def _prune() -> None:
 
 def live_signals() -> list[Signal]:
     """Every signal alive now, in the order they were created."""
+    global _holder
+    _refuse_reentry("list the live signals")
     with _lock:
-        _prune()
-        references = list(_enrolled.values())
+        _holder = get_ident()
+        try:
+            _prune()
+            references = list(_enrolled.values())
+        finally:
+            _holder = 0
     signals = []
     for reference, _ in references:
         signal = reference()
@@ -113,13 +141,18 @@ def set_strict(enabled: bool) -> bool:
     variable ``TOCSIN_STRICT=1`` turns this on at import. Returns the previous setting, so
     a caller can put it back.
     """
-    global strict_default
+    global strict_default, _holder
     if not isinstance(enabled, bool):
         raise TypeError(f"set_strict() takes True or False; got {safe_repr(enabled)}")
+    _refuse_reentry("change strict mode")
     with _lock:
-        previous = strict_default
-        strict_default = enabled
-        ledgers = _concerned(None)
+        _holder = get_ident()
+        try:
+            previous = strict_default
+            strict_default = enabled
+            ledgers = _concerned(None)
+        finally:
+            _holder = 0
     _replan(ledgers)
     return previous
 
@@ -141,36 +174,46 @@ class Observation:
         self._open = False
 
     def _start(self) -> None:
-        global _everywhere
+        global _everywhere, _holder
+        _refuse_reentry("start an observer")
         with _lock:
-            if self.signal is None:
-                _everywhere = (*_everywhere, self.observer)
-                ledgers = _concerned(None)
-            else:
-                key = id(self.signal)
-                _particular[key] = (*_particular.get(key, ()), self.observer)
-                ledgers = _concerned([key])
-            self._open = True
+            _holder = get_ident()
+            try:
+                if self.signal is None:
+                    _everywhere = (*_everywhere, self.observer)
+                    ledgers = _concerned(None)
+                else:
+                    key = id(self.signal)
+                    _particular[key] = (*_particular.get(key, ()), self.observer)
+                    ledgers = _concerned([key])
+                self._open = True
+            finally:
+                _holder = 0
         _replan(ledgers)
 
     def close(self) -> None:
         """Stop watching; sends from now on no longer reach the observer."""
-        global _everywhere
+        global _everywhere, _holder
+        _refuse_reentry("stop an observer")
         with _lock:
-            if not self._open:
-                return
-            self._open = False
-            if self.signal is None:
-                _everywhere = _without(_everywhere, self.observer)
-                ledgers = _concerned(None)
-            else:
-                key = id(self.signal)
-                remaining = _without(_particular.get(key, ()), self.observer)
-                if remaining:
-                    _particular[key] = remaining
+            _holder = get_ident()
+            try:
+                if not self._open:
+                    return
+                self._open = False
+                if self.signal is None:
+                    _everywhere = _without(_everywhere, self.observer)
+                    ledgers = _concerned(None)
                 else:
-                    _particular.pop(key, None)
-                ledgers = _concerned([key])
+                    key = id(self.signal)
+                    remaining = _without(_particular.get(key, ()), self.observer)
+                    if remaining:
+                        _particular[key] = remaining
+                    else:
+                        _particular.pop(key, None)
+                    ledgers = _concerned([key])
+            finally:
+                _holder = 0
         _replan(ledgers)
 
     def __enter__(self) -> Observation:
@@ -205,8 +248,9 @@ def observe(observer: Observer, signal: Signal | None = None) -> Observation:
 
 def _after_fork_in_child() -> None:
     """The child of a fork has one thread: any lock another thread held is held for ever."""
-    global _lock
+    global _lock, _holder
     _lock = threading.Lock()
+    _holder = 0
     for _, ref in list(_enrolled.values()):
         ledger = ref()
         if ledger is not None:
