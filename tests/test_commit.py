@@ -4,6 +4,7 @@ them to transactions."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Any
 
@@ -349,3 +350,52 @@ def test_a_failing_current_leaves_the_batch_open_with_its_sends() -> None:
     failing = False
     batch.__exit__(None, None, None)
     assert heard == ["kept"]
+
+
+class Collected:
+    """Garbage the cyclic collector frees (it refers to itself), whose finalizer runs
+    ``action``: the collector runs such finalizers at whatever allocation triggers it."""
+
+    def __init__(self, action: Any) -> None:
+        self.cycle = self
+        self.action = action
+
+    def __del__(self) -> None:
+        self.action()
+
+
+def test_a_finalizer_the_collector_runs_inside_the_ledgers_lock_is_refused(
+    monkeypatch: pytest.MonkeyPatch, unraisable: Any
+) -> None:
+    """Waiting for the lock its own thread holds would hang that thread for ever: the
+    finalizer gets a RuntimeError (reported by sys.unraisablehook), and the commit it
+    interrupted completes."""
+    ledger = TransactionLedger(lambda: "transaction", outside="wait")
+    signal = Signal(name="s")
+    heard: list[object] = []
+    signal.connect(lambda sender, **kwargs: heard.append(sender), weak=False)
+    with ledger.batch() as batch:
+        batch.send(signal, "paid")
+    original = TransactionLedger._every_send
+
+    def collecting(self: TransactionLedger) -> Any:
+        gc.collect()  # the collector runs here, inside the region
+        return original(self)
+
+    monkeypatch.setattr(TransactionLedger, "_every_send", collecting)
+    enabled = gc.isenabled()
+    gc.disable()  # so that the garbage waits for the collection inside the region
+    try:
+        Collected(lambda: ledger.discard("transaction"))
+        with unraisable(RuntimeError) as reported:
+            finished = threading.Thread(target=ledger.commit, args=("transaction",), daemon=True)
+            finished.start()
+            finished.join(20)
+            assert not finished.is_alive(), "a deadlock"
+    finally:
+        if enabled:
+            gc.enable()
+    monkeypatch.undo()
+    [report] = reported
+    assert "cannot commit or discard a transaction now" in str(report.exc_value)
+    assert heard == ["paid"]

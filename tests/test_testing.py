@@ -727,3 +727,44 @@ def test_importing_tocsin_testing_does_not_import_pytest() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+class _CollectingRecords(list):  # type: ignore[type-arg]
+    """Stands in for a capture's list of records: reading it runs the collector first, as an
+    allocation there might."""
+
+    def __iter__(self) -> Any:
+        gc.collect()
+        return super().__iter__()
+
+
+class _Collected:
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.cycle = self
+        self.action = action
+
+    def __del__(self) -> None:
+        self.action()
+
+
+def test_a_send_from_a_finalizer_the_collector_runs_while_a_capture_is_read_is_recorded() -> None:
+    """The collector may run a finalizer while the capture's lock is held (reading its
+    records allocates), and that finalizer may send a captured signal: the record is made,
+    in this thread, without waiting for the lock this thread holds."""
+    signal = Signal(name="s")
+    with capture(signal) as sent:
+        signal.send("first")
+        sent._records = _CollectingRecords(sent._records)
+        enabled = gc.isenabled()
+        gc.disable()  # so that the garbage waits for the collection inside the region
+        try:
+            _Collected(lambda: signal.send("from a finalizer"))
+            seen: list[object] = []
+            reader = threading.Thread(target=lambda: seen.append(list(sent)), daemon=True)
+            reader.start()
+            reader.join(20)
+            assert not reader.is_alive(), "a deadlock"
+        finally:
+            if enabled:
+                gc.enable()
+    assert [record.sender for record in sent] == ["first", "from a finalizer"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from _thread import get_ident
 from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from types import TracebackType
@@ -127,8 +128,13 @@ class Batch:
             self._sends.append(_Send(signal, sender, named, None))
         else:
             transaction = ledger._current()  # the integration's code: not under the lock
+            ledger._refuse_reentry("collect a send")
             with ledger._lock:
-                self._sends.append(_Send(signal, sender, named, transaction))
+                ledger._holder = get_ident()
+                try:
+                    self._sends.append(_Send(signal, sender, named, transaction))
+                finally:
+                    ledger._holder = 0
 
     # -- the block ------------------------------------------------------------------------
 
@@ -169,17 +175,25 @@ class Batch:
             if not self._tied:
                 self._ledger = outer._ledger
             break
+        if self._ledger is not None:
+            self._ledger._refuse_reentry("open a batch")  # before anything changes
         self._state = "open"
         _open_batches.set((*stack, self))
         if self._ledger is not None:
             with self._ledger._lock:
-                self._ledger._open.append(self)
+                self._ledger._holder = get_ident()
+                try:
+                    self._ledger._open.append(self)
+                finally:
+                    self._ledger._holder = 0
 
     def _close(self, *, failed: bool) -> list[_Send]:
         """End the block; return the sends to make now (none unless this batch is outermost)."""
         if self._state != "open":
             raise RuntimeError(f"{self!r} is not open")
         ledger = self._ledger
+        if ledger is not None:
+            ledger._refuse_reentry("close a batch")  # before anything changes
         # Asked before anything changes, and not under the lock: it is the integration's code,
         # and if it fails, the batch is still open with its sends.
         outside_any = ledger is not None and ledger._current() is None
@@ -194,18 +208,22 @@ class Batch:
             self._hand_to_parent(sends)
             return []
         with ledger._lock:
-            ledger._open.remove(self)
-            sends, self._sends = self._sends, []
-            self._state = "closed"
-            if failed:
+            ledger._holder = get_ident()
+            try:
+                ledger._open.remove(self)
+                sends, self._sends = self._sends, []
+                self._state = "closed"
+                if failed:
+                    return []
+                if self._parent is not None:
+                    self._hand_to_parent(sends)
+                    return []
+                if outside_any and ledger._outside == "send":
+                    return _in_order(sends)
+                ledger._waiting.extend(sends)
                 return []
-            if self._parent is not None:
-                self._hand_to_parent(sends)
-                return []
-            if outside_any and ledger._outside == "send":
-                return _in_order(sends)
-            ledger._waiting.extend(sends)
-            return []
+            finally:
+                ledger._holder = 0
 
     def _hand_to_parent(self, sends: list[_Send]) -> None:
         parent = self._parent
@@ -260,8 +278,11 @@ class TransactionLedger:
         self._outside = outside
         # One lock for the sends of this ledger, wherever they are: in the batches still open
         # (_open, in opening order) or handed over by blocks that ended (_waiting). No user
-        # code runs under it.
+        # code runs under it. _holder is the thread holding it, while it does (0: none): a
+        # finalizer that the garbage collector runs inside a locked region, and that uses
+        # this ledger, finds its own thread there and is refused (_refuse_reentry).
         self._lock = threading.Lock()
+        self._holder = 0
         self._open: list[Batch] = []
         self._waiting: list[_Send] = []
 
@@ -292,19 +313,41 @@ class TransactionLedger:
         """``transaction`` rolled back or ended without committing: drop what waits on it."""
         self._take(transaction)
 
+    def _refuse_reentry(self, doing: str) -> None:
+        """Raise when this thread holds the lock already: the caller is a finalizer the
+        garbage collector ran inside a locked region, which would otherwise wait for itself
+        for ever (see tocsin._ledger, whose signals' locks do the same)."""
+        if self._holder == get_ident():
+            raise RuntimeError(
+                f"{self!r} cannot {doing} now: this call was made by a finalizer (a __del__ or "
+                "weakref.finalize callback) that the garbage collector ran while this same "
+                "thread was updating that ledger, so it would wait for itself for ever; "
+                "nothing was done. Have the finalizer hand the work to code that runs later."
+            )
+
     def _relabel(self, old: Hashable | None, new: Hashable) -> None:
+        self._refuse_reentry("follow a transaction")
         with self._lock:
-            for send in self._every_send():
-                if send.transaction is old:
-                    send.transaction = new
+            self._holder = get_ident()
+            try:
+                for send in self._every_send():
+                    if send.transaction is old:
+                        send.transaction = new
+            finally:
+                self._holder = 0
 
     def _take(self, transaction: Hashable) -> list[_Send]:
+        self._refuse_reentry("commit or discard a transaction")
         with self._lock:
-            taken = [send for send in self._every_send() if send.transaction is transaction]
-            if taken:
-                self._waiting = [s for s in self._waiting if s.transaction is not transaction]
-                for batch in self._open:
-                    batch._sends = [s for s in batch._sends if s.transaction is not transaction]
+            self._holder = get_ident()
+            try:
+                taken = [send for send in self._every_send() if send.transaction is transaction]
+                if taken:
+                    self._waiting = [s for s in self._waiting if s.transaction is not transaction]
+                    for batch in self._open:
+                        batch._sends = [s for s in batch._sends if s.transaction is not transaction]
+            finally:
+                self._holder = 0
         return _in_order(taken)
 
     def _every_send(self) -> list[_Send]:

@@ -200,7 +200,11 @@ class Capture(Sequence[Sent]):
         self._signals = signals  # empty: every signal, including those created later
         self._sender = sender
         self._records: list[Sent] = []
-        self._lock = threading.Lock()
+        # Re-entrant: the garbage collector may run a finalizer inside one of the regions
+        # below, in this thread, and that finalizer may send a signal this capture records.
+        # Each region is one C-level list operation whose only allocation comes before it
+        # touches the list, so a record appended from there leaves the list whole.
+        self._lock = threading.RLock()
         self._observations: list[_registry.Observation] = []
         self._observer = self._record  # one bound method, so that closing finds it
 
