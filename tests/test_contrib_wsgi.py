@@ -30,6 +30,37 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     request_queue_size = 256  # 200 clients connect at once in the concurrency test
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Requests still being handled: a test ends only when each has sent its last
+        # signal, so that a late request_finished cannot reach the next test's listeners.
+        self.in_flight = 0
+        self.idle = threading.Condition()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.idle:
+            self.in_flight += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self.idle:
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.idle:
+            return self.idle.wait_for(lambda: self.in_flight == 0, timeout)
+
 
 class QuietHandler(WSGIRequestHandler):
     """No access log on stderr; errors still go to the server's error stream."""
@@ -41,7 +72,7 @@ class QuietHandler(WSGIRequestHandler):
 @pytest.fixture
 def serve() -> Iterator[Callable[[Callable[..., Iterable[bytes]]], str]]:
     """``serve(app)`` runs ``app`` on a threaded wsgiref server on 127.0.0.1; returns its URL."""
-    running: list[tuple[WSGIServer, threading.Thread]] = []
+    running: list[tuple[ThreadingServer, threading.Thread]] = []
 
     def start(app: Callable[..., Iterable[bytes]]) -> str:
         server = make_server(
@@ -55,6 +86,7 @@ def serve() -> Iterator[Callable[[Callable[..., Iterable[bytes]]], str]]:
     yield start
     for server, thread in running:
         server.shutdown()
+        assert server.wait_idle(TIMEOUT), "a request was still being handled"
         server.server_close()
         thread.join(TIMEOUT)
         assert not thread.is_alive()
